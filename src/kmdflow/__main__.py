@@ -1,0 +1,3 @@
+from kmdflow.cli import main
+
+main()

@@ -1,0 +1,105 @@
+"""``kmdflow bench``: speed measured side by side in one process, against named baselines.
+
+Each benchmark prints its timings and the ratio to its baseline; ``benchmarks/README.md`` records
+the numbers with the machine they came from.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from typing import Callable
+
+import numpy as np
+
+from kmdflow.domains import torus
+
+
+def best_time(fn: Callable[[], object], repeat: int = 3, budget: float = 20.0) -> float:
+    """Best wall time of ``fn()`` over ``repeat`` calls (fewer if one call exceeds ``budget`` s)."""
+    best = np.inf
+    spent = 0.0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        best = min(best, elapsed)
+        spent += elapsed
+        if spent > budget:
+            break
+    return best
+
+
+def fitted_exponent(sizes, seconds) -> float:
+    """Slope of ``log(seconds)`` against ``log(size)``."""
+    return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+
+
+def bench_particle_velocity(quick: bool) -> dict:
+    """Particle velocity on T^1 via ``sorted`` vs ``direct`` (s = 1 and s = 2), uniform target."""
+    from kmdflow.kernels.sobolev import SobolevKernel
+    from kmdflow.summation import pair_force
+
+    sorted_sizes = [10**4, 10**5, 10**6] if not quick else [10**4, 10**5]
+    direct_sizes = [10**4, 10**5] if not quick else [10**3, 10**4]
+    rng = np.random.default_rng(0)
+    results = {}
+    for s in (1.0, 2.0):
+        kernel = SobolevKernel(s)
+        times_sorted, times_direct = {}, {}
+        for n in sorted(set(sorted_sizes) | set(direct_sizes)):
+            x = rng.uniform(0, torus.TWO_PI, n)
+            w = np.full(n, 1.0 / n)
+            if n in sorted_sizes or n in direct_sizes:
+                times_sorted[n] = best_time(lambda: pair_force(kernel, x, x, w, method="sorted"))
+            if n in direct_sizes:
+                times_direct[n] = best_time(lambda: pair_force(kernel, x, x, w, method="direct"), repeat=1)
+        exponent = fitted_exponent(sorted_sizes, [times_sorted[n] for n in sorted_sizes])
+        largest_direct = max(direct_sizes)
+        ratio = times_direct[largest_direct] / times_sorted[largest_direct]
+        print(f"  s = {s:g}")
+        for n in sorted(times_sorted):
+            extra = f"   direct {times_direct[n]:9.4f} s   ratio {times_direct[n] / times_sorted[n]:8.0f}x" \
+                if n in times_direct else ""
+            print(f"    N = {n:>8d}   sorted {times_sorted[n]:9.4f} s{extra}")
+        print(f"    fitted cost exponent of sorted over N = {sorted_sizes[0]:.0e}..{sorted_sizes[-1]:.0e}: "
+              f"{exponent:.3f}")
+        results[s] = {"sorted": times_sorted, "direct": times_direct, "exponent": exponent, "ratio": ratio}
+    return results
+
+
+def bench_full_pde_run(quick: bool) -> dict:
+    """A full run: s = 2 spectral PDE, n = 1024, t_end = 100, rtol 1e-8, dopri5."""
+    from kmdflow.experiments.run import run_config
+
+    n, t_end = (1024, 100.0) if not quick else (256, 20.0)
+    config = {
+        "energy": {"s": 2.0},
+        "initial": {"kind": "perturbation", "amplitude": 0.05, "decay": 2.0, "seed": 0},
+        "target": {"kind": "uniform"},
+        "method": {"kind": "spectral", "n": n},
+        "time": {"t_end": t_end, "rtol": 1e-8, "n_saves": 50},
+    }
+    ds = run_config(config)
+    print(f"  spectral s = 2, n = {n}, t_end = {t_end:g}, rtol 1e-8 ({ds.attrs['integrator']}): "
+          f"{ds.attrs['wall_seconds']:.2f} s, {ds.attrs['steps']} steps, "
+          f"{ds.attrs['rejected_steps']} rejected, final energy {float(ds['energy'][-1]):.4e}")
+    return {"wall_seconds": ds.attrs["wall_seconds"], "steps": ds.attrs["steps"]}
+
+
+BENCHMARKS = {
+    "particle_velocity": bench_particle_velocity,
+    "full_pde_run": bench_full_pde_run,
+}
+
+
+def run_benchmarks(quick: bool = False) -> dict:
+    """Run every benchmark and print the results; returns them."""
+    print(f"kmdflow bench{' --quick' if quick else ''} on {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}")
+    results = {}
+    for name, fn in BENCHMARKS.items():
+        print(f"[{name}] {fn.__doc__.splitlines()[0]}")
+        results[name] = fn(quick)
+    return results

@@ -1,0 +1,120 @@
+r"""Predicted convergence rates (MATH.md section 5) and fits of the energy curve.
+
+Predictions
+    ``s = 1``: exponential, ``E(t) ~ e^{-2 m t}`` with ``m = min(inf rho_0, inf nu)`` (for a uniform
+    target the asymptotic rate is exactly 2; in general ``2 m`` is the guaranteed bound).
+    ``s > 1``: power law ``E(t) ~ t^{-(r + s)/(s - 1)}`` where ``r`` is the Sobolev regularity of
+    ``rho_0 - nu``; smooth data (``r = inf``) decay faster than any power.
+    ``s < 1``: outside the paper's theory; no prediction.
+Fits
+    Least squares on a window of the saved curve: ``log E`` against ``t`` (exponential) or against
+    ``log t`` (power law). The window drops the transient (the first half of the usable range) and
+    everything below the floor (particle floor ``zeta(2s) N^{-2s}`` times a margin, and round-off).
+    The uncertainty is the spread (standard deviation) of local slopes inside the window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RatePrediction:
+    """A predicted asymptotic law: ``kind`` is "exponential", "power", "super-polynomial" or "none"."""
+
+    kind: str
+    value: float | None  # exponential rate (E ~ e^{-value t}) or power exponent (E ~ t^{value})
+    s: float
+    r: float | None
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RateFit:
+    """A fitted law on the window ``[t_start, t_stop]``."""
+
+    kind: str
+    value: float | None
+    uncertainty: float | None
+    t_start: float | None
+    t_stop: float | None
+    n_points: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def predict_rate(s: float, regularity: float | None, min_density: float, uniform_target: bool) -> RatePrediction:
+    """The rate MATH.md section 5 predicts for the energy.
+
+    Parameters
+    ----------
+    s : float
+        Sobolev exponent.
+    regularity : float or None
+        Sobolev regularity ``r`` of ``rho_0 - nu`` (``inf`` for smooth data, ``None`` if unknown).
+    min_density : float
+        ``min(inf rho_0, inf nu)``.
+    uniform_target : bool
+        Whether ``nu`` is uniform (the power laws are exact only then).
+    """
+    if s < 1:
+        return RatePrediction("none", None, s, regularity, "s < 1 is outside the theory")
+    if s == 1:
+        if uniform_target:
+            return RatePrediction("exponential", 2.0, s, regularity, "asymptotic rate for a uniform target")
+        return RatePrediction("exponential", 2.0 * min_density, s, regularity,
+                              "bound 2 min(inf rho_0, inf nu)")
+    if regularity is None:
+        return RatePrediction("none", None, s, None, "regularity of rho_0 - nu unknown")
+    if math.isinf(regularity):
+        return RatePrediction("super-polynomial", None, s, regularity, "smooth data decay faster than any power")
+    note = "exact for the linearisation" if uniform_target else "derived for a uniform target"
+    return RatePrediction("power", -(regularity + s) / (s - 1.0), s, regularity, note)
+
+
+def fit_rate(times: np.ndarray, energy: np.ndarray, kind: str, floor: float = 0.0) -> RateFit:
+    """Fit ``E(t)`` on an automatically chosen window; see the module docstring.
+
+    Parameters
+    ----------
+    times, energy : (S,) float
+        The saved curve.
+    kind : {"exponential", "power"}
+        Which law to fit; other kinds give an empty fit.
+    floor : float
+        Discretisation floor of the energy; points below ``100 * floor`` are not used.
+    """
+    empty = RateFit(kind, None, None, None, None, 0)
+    if kind not in ("exponential", "power"):
+        return empty
+    t = np.asarray(times, dtype=float)
+    e = np.asarray(energy, dtype=float)
+    usable = (t > 0) & np.isfinite(e) & (e > 0)
+    if e.size and e[0] > 0:
+        # below about 1e-13 of the start, round-off in the energy itself dominates
+        usable &= e > max(100.0 * floor, 1e-13 * e[0] if floor == 0 else 0.0)
+    idx = np.nonzero(usable)[0]
+    if idx.size < 4:
+        return empty
+    # contiguous usable run from the start, then drop its first half (the transient)
+    stop = idx[0] + np.argmax(np.diff(np.concatenate([idx, [idx[-1] + 2]])) > 1)
+    idx = idx[idx <= stop]
+    x = t[idx] if kind == "exponential" else np.log(t[idx])
+    half = x[0] + 0.5 * (x[-1] - x[0])
+    window = idx[x >= half]
+    if window.size < 3:
+        return empty
+    xw = t[window] if kind == "exponential" else np.log(t[window])
+    yw = np.log(e[window])
+    slope = np.polyfit(xw, yw, 1)[0]
+    local = np.diff(yw) / np.diff(xw)
+    value = -slope if kind == "exponential" else slope
+    return RateFit(kind, float(value), float(np.std(local)), float(t[window[0]]), float(t[window[-1]]),
+                   int(window.size))

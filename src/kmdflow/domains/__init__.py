@@ -1,0 +1,1 @@
+"""Domains: the torus (conventions in :mod:`kmdflow.domains.torus`)."""

@@ -1,0 +1,123 @@
+"""From a validated config to a runnable problem: kernel, measures, flow, times.
+
+Everything that can still be wrong with the input (unreadable files, a density that cannot be
+normalised, a summation that cannot serve the kernel) is found here, before anything is written,
+and raised as :class:`~kmdflow.experiments.config.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import zeta
+
+from kmdflow.experiments.config import Config, ConfigError
+from kmdflow.flows.particles import ParticleFlow1D, TargetSeries
+from kmdflow.flows.spectral import SpectralFlow1D
+from kmdflow.integrators import SCHEMES
+from kmdflow.kernels.sobolev import SobolevKernel
+from kmdflow.measures import Atoms, MeasureError, make_measure, place_particles
+from kmdflow.solve import save_times, snapshot_indices
+
+#: The scheme ``integrator = "auto"`` stands for.
+AUTO_INTEGRATOR = "dopri5"
+
+#: Fourier modes used to represent a density target seen by particles (cut by ``method.tol``).
+TARGET_MODES = 1 << 16
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A run ready for :func:`kmdflow.solve.simulate`, plus what the summary reports about it."""
+
+    config: Config
+    kernel: SobolevKernel
+    flow: object
+    integrator: str
+    times: np.ndarray
+    snapshot_at: np.ndarray
+    regularity: float | None
+    min_density: float
+    uniform_target: bool
+    floor: float
+    summation: str | None
+
+
+def _measure(spec, key: str, base_dir):
+    try:
+        return make_measure(spec.kind, spec.params, base_dir=base_dir)
+    except MeasureError as err:
+        raise ConfigError(f"{key}.{err.key}" if err.key else key, err.message) from None
+
+
+def build_problem(config: Config) -> Problem:
+    """Build the flow described by ``config`` (d = 1, torus, Sobolev kernel)."""
+    kernel = SobolevKernel(config.energy.s)
+    initial = _measure(config.initial, "initial", config.source_dir)
+    target = _measure(config.target, "target", config.source_dir)
+    method = config.method
+    integrator = AUTO_INTEGRATOR if method.integrator == "auto" else method.integrator
+    if integrator not in SCHEMES:
+        import difflib
+
+        near = difflib.get_close_matches(integrator, SCHEMES, n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise ConfigError("method.integrator", f"unknown scheme {integrator!r}; {hint}choose one of "
+                          f"{', '.join(['auto', *SCHEMES])}")
+    if SCHEMES[integrator].b_low is None and method.dt is None:
+        raise ConfigError("method.integrator", f"{integrator!r} has no error estimate; set method.dt "
+                          "or use an adaptive scheme such as 'dopri5'")
+    uniform_target = config.target.kind == "uniform"
+    regularity = _regularity(initial, target)
+    min_density = min(_inf(initial), _inf(target))
+    floor = 0.0
+    summation = None
+    if method.kind == "spectral":
+        if isinstance(initial, Atoms) or isinstance(target, Atoms):
+            which = "initial" if isinstance(initial, Atoms) else "target"
+            raise ConfigError(f"{which}.kind", "the spectral method needs a density; use "
+                              "method.kind = \"particles\" for atoms")
+        modes = method.n // 2
+        flow = SpectralFlow1D(kernel.multiplier, initial.fourier(modes), target.fourier(modes), method.n)
+    else:
+        if kernel.s <= 0.5:
+            raise ConfigError("energy.s", f"particles need s > 1/2 for a finite energy (got {kernel.s}); "
+                              "use method.kind = \"spectral\"")
+        if isinstance(initial, Atoms):
+            atoms = initial
+        else:
+            atoms = place_particles(initial, method.n, method.placement, method.seed)
+        if isinstance(target, Atoms):
+            target_term = (target.positions, target.weights)
+        elif uniform_target:
+            target_term = None
+            floor = float(zeta(2 * kernel.s) * atoms.positions.size ** (-2 * kernel.s))
+        else:
+            target_term = TargetSeries(kernel.multiplier, target.fourier(TARGET_MODES), method.tol)
+        try:
+            flow = ParticleFlow1D(kernel, atoms.positions, atoms.weights, target_term, method.summation)
+        except ValueError as err:
+            raise ConfigError("method.summation", str(err)) from None
+        summation = flow.summation
+    times = save_times(config.time.t_end, config.time.n_saves, config.time.spacing, config.time.t_first)
+    return Problem(config, kernel, flow, integrator, times,
+                   snapshot_indices(config.time.n_saves, config.output.snapshots),
+                   regularity, min_density, uniform_target, floor, summation)
+
+
+def _regularity(initial, target) -> float | None:
+    values = []
+    for measure in (initial, target):
+        if isinstance(measure, Atoms):
+            return None
+        values.append(measure.regularity())
+    if any(v is None for v in values):
+        return None
+    return min(values)
+
+
+def _inf(measure) -> float:
+    if isinstance(measure, Atoms):
+        return 0.0
+    return float(measure.min_value())

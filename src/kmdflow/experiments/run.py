@@ -1,0 +1,148 @@
+"""Run one config: build, integrate, write ``result.nc``, ``summary.json`` and the pictures.
+
+Nothing is written before the whole problem is built and validated; output files are replaced
+atomically (:mod:`kmdflow.io`).
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from kmdflow import __version__
+from kmdflow.diagnostics.rates import fit_rate, predict_rate
+from kmdflow.experiments.build import Problem, build_problem
+from kmdflow.experiments.config import Config, ConfigError, load_config
+from kmdflow.io import trajectory_dataset, write_dataset, write_json
+from kmdflow.solve import simulate
+
+
+def prepare_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a non-empty ``out`` unless ``overwrite``; create it otherwise."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", f"{out} exists and is not a directory; choose another path")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ConfigError("--out", f"{out} is not empty; pass --overwrite or choose an empty directory")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def run_config(config: Config | dict | str | Path, out: Path | None = None, *, progress: bool = False,
+               overwrite: bool = False) -> xr.Dataset:
+    """Run the flow a config describes; write its outputs to ``out`` when given.
+
+    Parameters
+    ----------
+    config : Config, dict, str or Path
+        A loaded config, a dict with the TOML structure, or a TOML path.
+    out : Path, optional
+        Output directory (created; must be empty unless ``overwrite``).
+    progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    xarray.Dataset
+        The content of ``result.nc``; ``attrs["status"]`` is ``"completed"`` or ``"failed: ..."``.
+    """
+    config = load_config(config)
+    problem = build_problem(config)
+    if out is not None:
+        out = Path(out)
+        prepare_out_dir(out, overwrite)
+    with _progress_bar(problem, enabled=progress) as advance:
+        traj = simulate(problem.flow, integrator=problem.integrator, times=problem.times,
+                        snapshot_at=problem.snapshot_at, rtol=config.time.rtol, atol=config.time.atol,
+                        dt=config.method.dt, progress=advance)
+    summary = make_summary(problem, traj)
+    ds = trajectory_dataset(traj, problem.flow.representation, _attributes(problem, traj, summary))
+    if out is not None:
+        write_dataset(ds, out / "result.nc")
+        write_json(summary, out / "summary.json")
+        from kmdflow.plotting import plot_energy, plot_state
+
+        plot_energy(ds, summary, out / "energy.png")
+        plot_state(ds, out / "state.png")
+    return ds
+
+
+def make_summary(problem: Problem, traj) -> dict:
+    """The content of ``summary.json``."""
+    predicted = predict_rate(problem.kernel.s, problem.regularity, problem.min_density, problem.uniform_target)
+    fitted = fit_rate(np.asarray(traj.times), np.asarray(traj.series["energy"]), predicted.kind, problem.floor)
+    cfg = problem.config
+    return {
+        "status": traj.status,
+        "title": f"{cfg.method.kind}, s = {cfg.energy.s:g}, initial {cfg.initial.kind}, "
+                 f"target {cfg.target.kind}, n = {cfg.method.n}",
+        "predicted_rate": predicted.to_dict(),
+        "fitted_rate": fitted.to_dict(),
+        "floor": problem.floor,
+        "final_time": traj.times[-1],
+        "final_energy": traj.series["energy"][-1],
+        "steps": traj.n_steps,
+        "rejected_steps": traj.n_rejected,
+        "rhs_evaluations": traj.n_rhs,
+        "wall_seconds": traj.wall_seconds,
+        "integrator": problem.integrator,
+        "summation": problem.summation,
+        "config_hash": cfg.hash(),
+    }
+
+
+def _attributes(problem: Problem, traj, summary: dict) -> dict:
+    import scipy
+
+    return {
+        "config": problem.config.to_toml(),
+        "config_hash": summary["config_hash"],
+        "kmdflow_version": __version__,
+        "status": traj.status,
+        "wall_seconds": traj.wall_seconds,
+        "steps": traj.n_steps,
+        "rejected_steps": traj.n_rejected,
+        "rhs_evaluations": traj.n_rhs,
+        "integrator": problem.integrator,
+        "summation": problem.summation,
+        "predicted_rate_kind": summary["predicted_rate"]["kind"],
+        "predicted_rate": summary["predicted_rate"]["value"],
+        "fitted_rate": summary["fitted_rate"]["value"],
+        "floor": problem.floor,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "numpy_version": np.__version__,
+        "scipy_version": scipy.__version__,
+    }
+
+
+class _progress_bar:
+    """Context manager yielding ``advance(t)``; a rich bar over save times when enabled."""
+
+    def __init__(self, problem: Problem, enabled: bool):
+        self.times = problem.times
+        self.enabled = enabled
+        self._progress = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(TextColumn("t = {task.fields[t]:.4g}"), BarColumn(),
+                                  TextColumn("{task.completed}/{task.total} saves"), TimeElapsedColumn(),
+                                  transient=True)
+        self._progress.start()
+        task = self._progress.add_task("run", total=len(self.times) - 1, t=0.0)
+
+        def advance(t: float) -> None:
+            self._progress.update(task, advance=1, t=t)
+
+        return advance
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.stop()
+        return False

@@ -1,0 +1,93 @@
+"""Writing results: ``result.nc`` (xarray, h5netcdf) and ``summary.json``, always atomically.
+
+A file is written to a temporary name in the same folder and renamed over the target, so a reader
+never sees half a file and an interrupted write leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from kmdflow.domains import torus
+
+
+def trajectory_dataset(traj, representation: str, attrs: dict) -> xr.Dataset:
+    """The dataset of a run (the layout of DESIGN.md section 2).
+
+    Parameters
+    ----------
+    traj : kmdflow.solve.Trajectory
+        Saved series and snapshots.
+    representation : {"grid", "particles"}
+        Decides the snapshot variables: ``density(snapshot_time, x)`` or
+        ``positions(snapshot_time, particle, coord)`` and ``weights(snapshot_time, particle)``.
+    attrs : dict
+        Global attributes (config TOML text, version, status, ...).
+    """
+    data_vars = {name: (("time",), np.asarray(values)) for name, values in traj.series.items()}
+    coords = {"time": np.asarray(traj.times), "snapshot_time": np.asarray(traj.snapshot_times)}
+    if representation == "grid":
+        density = np.stack(traj.snapshots["density"])
+        coords["x"] = torus.grid(density.shape[-1])
+        data_vars["density"] = (("snapshot_time", "x"), density)
+    else:
+        data_vars["positions"] = (("snapshot_time", "particle", "coord"), np.stack(traj.snapshots["positions"]))
+        data_vars["weights"] = (("snapshot_time", "particle"), np.stack(traj.snapshots["weights"]))
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds.attrs.update({key: _attr_value(value) for key, value in attrs.items()})
+    return ds
+
+
+def _attr_value(value):
+    if value is None:
+        return "none"
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return value
+
+
+def _atomic_target(path: Path):
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_dataset(ds: xr.Dataset, path: Path) -> None:
+    """Write ``ds`` as NetCDF4 (h5netcdf engine) atomically."""
+    tmp = _atomic_target(path)
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(obj: dict, path: Path) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    tmp = _atomic_target(path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def read_result(path: Path) -> xr.Dataset:
+    """Open a ``result.nc`` fully into memory (the file is closed on return)."""
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()

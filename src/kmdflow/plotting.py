@@ -1,0 +1,103 @@
+"""Pictures of a finished run. Plotting only reads saved results (``result.nc``, ``summary.json``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from kmdflow.io import read_result
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_energy(ds, summary: dict, path: Path) -> Path:
+    """``energy.png``: the energy on log axes with the predicted law drawn through the fit window."""
+    plt = _pyplot()
+    t = ds["time"].values
+    e = ds["energy"].values
+    predicted = summary.get("predicted_rate", {})
+    fitted = summary.get("fitted_rate", {})
+    exponential = predicted.get("kind") == "exponential"
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    mask = (t > 0) & (e > 0) if not exponential else e > 0
+    ax.plot(t[mask], e[mask], lw=1.6, label="energy")
+    ax.set_yscale("log")
+    if not exponential:
+        ax.set_xscale("log")
+    if predicted.get("value") is not None and np.any(mask):
+        t0 = fitted.get("t_start") or t[mask][len(t[mask]) // 2]
+        t1 = fitted.get("t_stop") or t[mask][-1]
+        e0 = float(np.interp(t0, t, e))
+        tt = np.linspace(t0, t1, 50) if exponential else np.geomspace(t0, t1, 50)
+        law = e0 * (np.exp(-predicted["value"] * (tt - t0)) if exponential else (tt / t0) ** predicted["value"])
+        name = f"rate {predicted['value']:.3g}" if exponential else f"slope {predicted['value']:.3g}"
+        ax.plot(tt, law, "k--", lw=1.0, label=f"predicted {name}")
+    if fitted.get("value") is not None:
+        ax.axvspan(fitted["t_start"], fitted["t_stop"], color="0.9", zorder=0,
+                   label=f"fit {fitted['value']:.4g} ± {fitted['uncertainty']:.2g}")
+    floor = summary.get("floor")
+    if floor:
+        ax.axhline(floor, color="tab:red", lw=0.8, ls=":", label="particle floor")
+    ax.set_xlabel("t")
+    ax.set_ylabel(r"$E(t) = \frac{1}{2}\|\mu_t - \nu\|^2$")
+    ax.set_title(summary.get("title", ""), fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_state(ds, path: Path) -> Path:
+    """``state.png``: density snapshots over the circle, or particle trajectories and final histogram."""
+    plt = _pyplot()
+    times = ds["snapshot_time"].values
+    colors = plt.cm.viridis(np.linspace(0, 1, len(times)))
+    if "density" in ds:
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        x = ds["x"].values
+        for i, t in enumerate(times):
+            ax.plot(x, ds["density"].values[i], color=colors[i], lw=1.0,
+                    label=f"t = {t:.3g}" if i in (0, len(times) - 1) else None)
+        ax.set_xlabel("x")
+        ax.set_ylabel("density (w.r.t. dx / 2π)")
+        ax.legend(fontsize=8)
+    else:
+        fig, (ax, hx) = plt.subplots(1, 2, figsize=(10, 4.4))
+        pos = ds["positions"].values[..., 0]
+        stride = max(1, pos.shape[1] // 200)
+        tt = np.maximum(times, times[1] * 0.5 if len(times) > 1 and times[1] > 0 else 1e-3)
+        ax.plot(tt, pos[:, ::stride], color="tab:blue", lw=0.5, alpha=0.6)
+        ax.set_xscale("log")
+        ax.set_xlabel("t")
+        ax.set_ylabel("positions")
+        hx.hist(pos[-1], bins=min(100, max(10, pos.shape[1] // 20)), range=(0, 2 * np.pi),
+                weights=ds["weights"].values[-1] * 2 * np.pi * min(100, max(10, pos.shape[1] // 20)) / (2 * np.pi),
+                color="tab:blue", alpha=0.7)
+        hx.set_xlabel("x")
+        hx.set_ylabel("final density (histogram)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_run(out_dir: Path, animate: bool = False) -> list[Path]:
+    """Redraw ``energy.png`` and ``state.png`` of a run directory from its saved files."""
+    out_dir = Path(out_dir)
+    ds = read_result(out_dir / "result.nc")
+    summary_path = out_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    paths = [plot_energy(ds, summary, out_dir / "energy.png"), plot_state(ds, out_dir / "state.png")]
+    if animate:
+        raise NotImplementedError("animation arrives with issue 4")
+    return paths

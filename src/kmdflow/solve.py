@@ -1,0 +1,144 @@
+"""The driver: integrate a flow, save diagnostics on a time grid, keep snapshots, report status.
+
+Flows (:mod:`kmdflow.flows`) give the equation, steppers (:mod:`kmdflow.integrators`) take one
+accepted step; this module owns the loop. It lands exactly on every save time, records the energy
+after every accepted step (so monotonicity can be checked), and turns numerical faults into a
+``"failed: <reason>"`` status while keeping everything computed so far.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from kmdflow.integrators import NonFiniteState, StepSizeUnderflow, make_stepper
+
+
+def save_times(t_end: float, n_saves: int, spacing: str = "log", t_first: float | None = None) -> np.ndarray:
+    """Save times starting at 0 and ending at ``t_end``: ``(n_saves,)``.
+
+    ``"linear"``: evenly spaced. ``"log"``: ``0`` then ``n_saves - 1`` log-spaced times from
+    ``t_first`` (default ``min(0.01, t_end / 10)``) to ``t_end``.
+    """
+    if spacing == "linear":
+        return np.linspace(0.0, t_end, n_saves)
+    if t_first is None:
+        t_first = min(0.01, t_end / 10.0)
+    times = np.concatenate([[0.0], np.geomspace(t_first, t_end, n_saves - 1)])
+    times[-1] = t_end
+    return times
+
+
+def snapshot_indices(n_saves: int, snapshots: int) -> np.ndarray:
+    """Indices into the save times at which states are kept; first and last always included."""
+    return np.unique(np.round(np.linspace(0, n_saves - 1, min(snapshots, n_saves))).astype(int))
+
+
+@dataclass
+class Trajectory:
+    """What a run produced. Series are lists aligned with ``times`` (only the times reached)."""
+
+    times: list[float] = field(default_factory=list)
+    series: dict[str, list[float]] = field(default_factory=dict)
+    snapshot_times: list[float] = field(default_factory=list)
+    snapshots: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    step_energies: list[float] = field(default_factory=list)
+    status: str = "running"
+    n_steps: int = 0
+    n_rejected: int = 0
+    n_rhs: int = 0
+    wall_seconds: float = 0.0
+    final_state: np.ndarray | None = None
+
+    def record(self, t: float, diagnostics: dict[str, float]) -> None:
+        self.times.append(float(t))
+        for name, value in diagnostics.items():
+            self.series.setdefault(name, []).append(float(value))
+
+    def keep(self, t: float, arrays: dict[str, np.ndarray]) -> None:
+        self.snapshot_times.append(float(t))
+        for name, value in arrays.items():
+            self.snapshots.setdefault(name, []).append(np.asarray(value))
+
+
+def simulate(flow, *, integrator: str, times: np.ndarray, snapshot_at: np.ndarray,
+             rtol: float = 1e-8, atol: float = 0.0, dt: float | None = None,
+             max_steps: int = 10_000_000, record_step_energy: bool = False,
+             progress: Callable[[float], None] | None = None) -> Trajectory:
+    """Integrate ``flow`` from ``times[0]`` through every time in ``times``.
+
+    Parameters
+    ----------
+    flow : Flow
+        The semi-discretised equation (:class:`kmdflow.flows.base.Flow`).
+    integrator : str
+        A name from :data:`kmdflow.integrators.SCHEMES`.
+    times : (S,) float
+        Increasing save times; ``times[0]`` is the initial time.
+    snapshot_at : (P,) int
+        Indices into ``times`` where the state is kept.
+    rtol, atol : float
+        Tolerances of the adaptive step control (norm-wise, see :mod:`kmdflow.integrators`).
+    dt : float, optional
+        Fixed step for schemes without an error estimate.
+    record_step_energy : bool
+        Also record the energy after every accepted step (costs one energy per step).
+    progress : callable, optional
+        Called with the current time after every save.
+
+    Returns
+    -------
+    Trajectory
+        ``status`` is ``"completed"`` or ``"failed: <reason>"``; the data up to the failure is kept.
+    """
+    start = _time.perf_counter()
+    traj = Trajectory()
+    keep = set(int(i) for i in snapshot_at)
+    y = flow.initial_state()
+    t = float(times[0])
+    stepper = make_stepper(integrator, flow.rhs, rtol=rtol, atol=atol, dt_fixed=dt)
+    traj.record(t, flow.diagnostics(y))
+    if 0 in keep:
+        traj.keep(t, flow.snapshot(y))
+    if record_step_energy:
+        traj.step_energies.append(flow.energy(y))
+    y_saved = y
+    try:
+        for index in range(1, len(times)):
+            t_save = float(times[index])
+            while t < t_save:
+                if stepper.n_accepted >= max_steps:
+                    raise _Failure(f"max steps ({max_steps}) reached at t = {t:.6g}")
+                t_new, y, _ = stepper.step(t, y, t_save - t)
+                # land exactly on the save time despite round-off in t + dt
+                t = t_save if abs(t_save - t_new) <= 1e-12 * max(1.0, abs(t_save)) else t_new
+                if record_step_energy:
+                    traj.step_energies.append(flow.energy(y))
+            diagnostics = flow.diagnostics(y)
+            if not all(np.isfinite(v) for v in diagnostics.values()):
+                raise _Failure(f"non-finite diagnostics at t = {t:.6g}")
+            traj.record(t, diagnostics)
+            y_saved = y
+            if index in keep:
+                traj.keep(t, flow.snapshot(y))
+            if progress is not None:
+                progress(t)
+        traj.status = "completed"
+    except (StepSizeUnderflow, NonFiniteState, _Failure) as err:
+        traj.status = f"failed: {err}"
+        if not traj.snapshot_times or traj.snapshot_times[-1] != traj.times[-1]:
+            # the last saved state becomes the final snapshot
+            traj.keep(traj.times[-1], flow.snapshot(y_saved))
+    traj.final_state = y
+    traj.n_steps = stepper.n_accepted
+    traj.n_rejected = stepper.n_rejected
+    traj.n_rhs = stepper.n_rhs
+    traj.wall_seconds = _time.perf_counter() - start
+    return traj
+
+
+class _Failure(RuntimeError):
+    """A numerical fault detected by the driver itself."""
