@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from kmdflow.integrators import NonFiniteState, StepSizeUnderflow, make_stepper
+from kmdflow.integrators import IntegratorError, make_stepper
 
 
 def save_times(t_end: float, n_saves: int, spacing: str = "log", t_first: float | None = None) -> np.ndarray:
@@ -127,7 +127,7 @@ def simulate(flow, *, integrator: str, times: np.ndarray, snapshot_at: np.ndarra
             if progress is not None:
                 progress(t)
         traj.status = "completed"
-    except (StepSizeUnderflow, NonFiniteState, _Failure) as err:
+    except (IntegratorError, _Failure) as err:
         traj.status = f"failed: {err}"
         if not traj.snapshot_times or traj.snapshot_times[-1] != traj.times[-1]:
             # the last saved state becomes the final snapshot

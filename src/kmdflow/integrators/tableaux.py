@@ -40,11 +40,15 @@ class Scheme(Protocol):
     @property
     def needs_linear(self) -> bool: ...
 
+    @property
+    def error_estimate_order(self) -> int | None: ...
+
 
 def _frozen_array(values, name: str, ndim: int) -> np.ndarray:
     array = np.array(values, dtype=np.float64)
     if array.ndim != ndim:
-        raise ValueError(f"ButcherTableau: {name} must be {ndim}-dimensional, got shape {array.shape}")
+        raise ValueError(f"ButcherTableau: {name} must be {ndim}-dimensional, got shape "
+                         f"{array.shape}")
     array.setflags(write=False)
     return array
 

@@ -1,0 +1,505 @@
+r"""Step-size control: a :class:`Stepper` takes one *accepted* step at a time.
+
+The driver owns the loop. It calls ``stepper.step(t, y, dt_limit)`` with ``dt_limit`` the distance
+to the next save time; the stepper never steps past ``t + dt_limit``, and a clipped step returns
+exactly ``t + dt_limit`` (the floating-point sum; with ``dt_limit = t_save - t`` that may differ
+from ``t_save`` by an ulp when ``t < t_save / 2``, so the driver should snap to ``t_save`` when
+``info["clipped"]``). Failures raise an :class:`IntegratorError` subclass carrying the time ``t`` and a short
+``reason``, which the driver records as run status ``"failed: <reason>"``.
+
+Problem form
+    ``dy/dt = rhs(t, y)``; or, with ``linear`` given (a diagonal array broadcastable against
+    ``y``), ``dy/dt = linear * y + rhs(t, y)``. Explicit Runge--Kutta schemes integrate the sum;
+    exponential schemes (a later addition) use the split. A scheme type plugs in by registering a
+    step function with :func:`advance` and a scheme object with
+    :func:`kmdflow.integrators.tableaux.register_scheme`.
+
+Error norm (norm-wise, so a state decaying to zero keeps its *relative* accuracy)
+    ``err_norm = ||e||_rms / (atol + rtol * max(||y||_rms, ||y_new||_rms))`` with
+    ``||v||_rms = sqrt(mean |v_i|^2)`` over all entries (complex entries by modulus). A step is
+    accepted when ``err_norm <= 1``. ``atol = 0`` is allowed: if the scale is exactly zero the norm
+    is 0 for a zero error and infinite otherwise, never a division by zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import singledispatch
+from typing import Any
+
+import numpy as np
+
+from kmdflow.integrators.explicit import Rhs, StepResult, rk_step
+from kmdflow.integrators.tableaux import SCHEMES, ButcherTableau, Scheme, get_scheme
+
+#: A step is too small when ``dt < UNDERFLOW_FACTOR * max(1, |t|)``.
+UNDERFLOW_FACTOR = 1e-14
+
+
+class IntegratorError(RuntimeError):
+    """Base class of integration failures; ``t`` is the time reached, ``reason`` a short label."""
+
+    reason = "integrator error"
+
+    def __init__(self, message: str, *, t: float, dt: float | None = None) -> None:
+        t = float(t)
+        dt = None if dt is None else float(dt)
+        where = f"at t = {t!r}" if dt is None else f"at t = {t!r}, dt = {dt!r}"
+        super().__init__(f"{message} ({where})")
+        self.t = t
+        self.dt = dt
+
+
+class StepSizeUnderflow(IntegratorError):
+    """The controller needed a step below ``1e-14 * max(1, |t|)`` (blow-up or too strict tol)."""
+
+    reason = "step size underflow"
+
+
+class NonFiniteState(IntegratorError):
+    """The right-hand side or a step produced NaN or Inf."""
+
+    reason = "non-finite state"
+
+
+class TooManyRejections(IntegratorError):
+    """More than ``max_rejects`` consecutive rejected trial steps within one accepted step."""
+
+    reason = "too many rejected steps"
+
+
+def rms_norm(values: np.ndarray) -> float:
+    """RMS ``sqrt(mean |v|^2)`` over all entries, safe against under/overflow; 0 if empty."""
+    v = np.abs(np.asarray(values))
+    if v.size == 0:
+        return 0.0
+    with np.errstate(over="ignore", under="ignore"):
+        value = float(np.sqrt(np.mean(v * v)))
+    if (value < 1e-150 or not np.isfinite(value)) and np.all(np.isfinite(v)):
+        # squares underflow or overflow: rescale by the largest entry
+        peak = float(v.max())
+        if peak > 0.0:
+            value = peak * float(np.sqrt(np.mean((v / peak) ** 2)))
+    return value
+
+
+def _ratio(num: float, den: float) -> float:
+    if num == 0.0:
+        return 0.0
+    return np.inf if den == 0.0 else num / den
+
+
+def error_norm(error: np.ndarray, y: np.ndarray, y_new: np.ndarray, rtol: float,
+               atol: float) -> float:
+    r"""Norm-wise scaled error (module docstring); ``<= 1`` means acceptable.
+
+    Parameters
+    ----------
+    error : (...) array
+        Embedded error estimate.
+    y, y_new : (...) array
+        State before and after the step.
+    rtol, atol : float
+        Relative and absolute tolerances, ``>= 0``.
+
+    Notes
+    -----
+    :math:`\|e\|_{rms} / (atol + rtol \max(\|y\|_{rms}, \|y_{new}\|_{rms}))`.
+    """
+    scale = atol + rtol * max(rms_norm(y), rms_norm(y_new))
+    return _ratio(rms_norm(error), scale)
+
+
+@dataclass(frozen=True)
+class PIController:
+    r"""Proportional--integral step-size controller (Hairer--Wanner, stabilised form).
+
+    Parameters
+    ----------
+    safety : float
+        Safety factor ``< 1``.
+    alpha, beta : float
+        Exponents scaled by ``1/k``, ``k`` the order of the error estimate in ``h``.
+    grow_max, shrink_min : float
+        Limits on the ratio of successive step sizes.
+
+    Notes
+    -----
+    After an accepted step with scaled error :math:`\epsilon_n`,
+    :math:`h_{n+1} = h_n\, \mathrm{safety}\, \epsilon_n^{-\alpha/k}\, \epsilon_{n-1}^{\beta/k}`,
+    clipped to ``[shrink_min, grow_max]``. A rejected step retries with
+    :math:`h \max(\mathrm{shrink\_min}, \min(1, \mathrm{safety}\,\epsilon^{-1/k}))`.
+    At a steady state the error settles at :math:`\epsilon^* = \mathrm{safety}^{k/(\alpha-\beta)}`.
+    The defaults ``alpha = 0.7, beta = 0.4`` are Hairer's ``beta = 0.08`` for ``k = 5``, which
+    damps the step-size oscillation at the stability boundary.
+    """
+
+    safety: float = 0.9
+    alpha: float = 0.7
+    beta: float = 0.4
+    grow_max: float = 10.0
+    shrink_min: float = 0.2
+
+    def accept_factor(self, err: float, err_prev: float, k: int) -> float:
+        """Ratio ``h_next / h`` after an accepted step."""
+        err = max(err, 1e-10)
+        factor = self.safety * err ** (-self.alpha / k) * err_prev ** (self.beta / k)
+        return float(min(self.grow_max, max(self.shrink_min, factor)))
+
+    def reject_factor(self, err: float, k: int) -> float:
+        """Ratio ``h_retry / h`` after a rejected step (``err`` may be inf)."""
+        if not np.isfinite(err):
+            return self.shrink_min
+        return float(max(self.shrink_min, min(1.0, self.safety * err ** (-1.0 / k))))
+
+
+@dataclass(frozen=True, eq=False)
+class OdeProblem:
+    """``dy/dt = rhs(t, y)``, or ``linear * y + rhs(t, y)`` when ``linear`` is given.
+
+    Parameters
+    ----------
+    rhs : callable
+        ``rhs(t, y) -> (...) array``; the nonlinear part when ``linear`` is given.
+    linear : (...) array, optional
+        Diagonal linear part, broadcastable against ``y``.
+    """
+
+    rhs: Rhs
+    linear: np.ndarray | None = None
+
+    def full_rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        """The whole right-hand side ``dy/dt``."""
+        if self.linear is None:
+            return self.rhs(t, y)
+        return self.linear * y + self.rhs(t, y)
+
+
+@singledispatch
+def advance(scheme: Any, problem: OdeProblem, t: float, y: np.ndarray, dt: float,
+            k_first: np.ndarray | None = None) -> StepResult:
+    """One trial step of ``scheme``; new scheme types register an implementation.
+
+    Contract: ``k_first`` is the scheme's first stage at ``(t, y)`` (None: evaluate it), returned
+    again in the result; ``k_last`` is the next step's first stage at ``(t + dt, y_new)`` or None.
+    """
+    raise TypeError(f"integrator: no step function registered for {type(scheme).__name__}")
+
+
+@advance.register
+def _advance_rk(scheme: ButcherTableau, problem: OdeProblem, t: float, y: np.ndarray, dt: float,
+                k_first: np.ndarray | None = None) -> StepResult:
+    return rk_step(scheme, problem.full_rhs, t, y, dt, k_first)
+
+
+def initial_step(full_rhs: Rhs, t: float, y: np.ndarray, f0: np.ndarray, k: int, rtol: float,
+                 atol: float, dt_max: float = np.inf) -> float:
+    r"""First step size from the Hairer--Wanner heuristic (HNW I, section II.4), norm-wise scaled.
+
+    Parameters
+    ----------
+    full_rhs : callable
+        ``dy/dt``; called once, at ``(t + h0, y + h0 f0)``.
+    t : float
+        Start time.
+    y, f0 : (...) array
+        State and ``full_rhs(t, y)``.
+    k : int
+        Power of ``h`` in the local error estimate.
+    rtol, atol, dt_max : float
+        Tolerances and the largest allowed step.
+
+    Notes
+    -----
+    With ``sc = atol + rtol ||y||``: ``d0 = ||y||/sc``, ``d1 = ||f0||/sc``,
+    ``h0 = 0.01 d0/d1`` (``1e-6`` if either is below ``1e-5``), ``d2 = ||f1 - f0|| / (sc h0)``,
+    ``h1 = (0.01 / max(d1, d2))^(1/k)``, and the step is ``min(100 h0, h1, dt_max)``.
+    """
+    y_norm = rms_norm(y)
+    scale0 = atol + rtol * y_norm
+    d0, d1 = _ratio(y_norm, scale0), _ratio(rms_norm(f0), scale0)
+    h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+    h0 = min(h0, dt_max)
+    y1 = y + h0 * f0
+    f1 = full_rhs(t + h0, y1)
+    if not np.all(np.isfinite(f1)):
+        return h0
+    scale1 = atol + rtol * max(y_norm, rms_norm(y1))
+    d2 = _ratio(rms_norm(f1 - f0), scale1) / h0
+    largest = max(d1, d2)
+    if not np.isfinite(largest):
+        h1 = h0
+    elif largest <= 1e-15:
+        h1 = max(1e-6, 1e-3 * h0)
+    else:
+        h1 = (0.01 / largest) ** (1.0 / k)
+    return float(min(100.0 * h0, h1, dt_max))
+
+
+def _positive(name: str, value: float | None, allow_inf: bool = False) -> None:
+    if value is None:
+        return
+    ok = value > 0 and (allow_inf or np.isfinite(value))
+    if not ok:
+        kind = "a positive number" if allow_inf else "a positive finite number"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+
+
+class Stepper:
+    r"""Takes one accepted step at a time of ``dy/dt = [linear * y +] rhs(t, y)``, forward in time.
+
+    Parameters
+    ----------
+    scheme : Scheme
+        A registered scheme object (:data:`kmdflow.integrators.SCHEMES`).
+    rhs : callable
+        ``rhs(t, y) -> (...) array`` (the nonlinear part when ``linear`` is given).
+    linear : (...) array, optional
+        Diagonal linear part, broadcastable against ``y``.
+    rtol, atol : float
+        Tolerances of the norm-wise error test (module docstring).
+    dt_initial : float, optional
+        First trial step; chosen by :func:`initial_step` when None.
+    dt_fixed : float, optional
+        Constant step, no error control (required for schemes without an error estimate).
+    dt_max : float
+        Upper bound on every step.
+    max_rejects : int
+        Consecutive rejections allowed within one :meth:`step` call.
+    controller : PIController, optional
+        Step-size controller; default :class:`PIController()`.
+
+    Attributes
+    ----------
+    n_accepted, n_rejected, n_rhs : int
+        Accepted steps, rejected trial steps, calls of ``rhs``.
+
+    Notes
+    -----
+    FSAL schemes keep ``f(t_new, y_new)`` from the accepted step and reuse it when the next call
+    passes the same ``t`` and an equal ``y``; any other state (say, positions wrapped into
+    ``[0, 2 pi)``) is simply re-evaluated. Within one call the first stage is evaluated once for
+    all trial steps.
+    """
+
+    def __init__(self, scheme: Scheme, rhs: Rhs, *, linear: np.ndarray | None = None,
+                 rtol: float = 1e-6, atol: float = 0.0, dt_initial: float | None = None,
+                 dt_fixed: float | None = None, dt_max: float = np.inf, max_rejects: int = 50,
+                 controller: PIController | None = None) -> None:
+        for name, value in (("rtol", rtol), ("atol", atol)):
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if rtol == 0 and atol == 0:
+            raise ValueError("rtol and atol are both 0: give rtol > 0 (e.g. 1e-8) or atol > 0")
+        _positive("dt_initial", dt_initial)
+        _positive("dt_fixed", dt_fixed)
+        _positive("dt_max", dt_max, allow_inf=True)
+        if dt_fixed is not None and dt_initial is not None:
+            raise ValueError(f"give dt_fixed (constant steps) or dt_initial (adaptive start), not "
+                             f"both; got dt_fixed={dt_fixed!r}, dt_initial={dt_initial!r}")
+        if dt_fixed is None and not scheme.embedded:
+            adaptive = sorted(n for n, s in SCHEMES.items() if s.embedded)
+            raise ValueError(
+                f"integrator {scheme.name!r} has no embedded error estimate, so it cannot choose "
+                f"its step: pass dt_fixed=<step size>, or use an adaptive scheme "
+                f"({', '.join(adaptive)})")
+        if scheme.needs_linear and linear is None:
+            raise ValueError(f"integrator {scheme.name!r} needs the diagonal linear part: pass "
+                             "linear=<array>")
+        if int(max_rejects) < 1:
+            raise ValueError(f"max_rejects must be >= 1, got {max_rejects!r}")
+        self.scheme = scheme
+        self.rtol, self.atol = float(rtol), float(atol)
+        self.dt_fixed = None if dt_fixed is None else float(dt_fixed)
+        self.dt_max = float(dt_max)
+        self.max_rejects = int(max_rejects)
+        self.controller = controller if controller is not None else PIController()
+        self.problem = OdeProblem(rhs=self._counted(rhs),
+                                  linear=None if linear is None else np.asarray(linear))
+        self.n_accepted = self.n_rejected = self.n_rhs = 0
+        self._k = scheme.error_estimate_order if scheme.embedded else None
+        self._dt_next = self.dt_fixed if dt_fixed is not None else (
+            None if dt_initial is None else min(float(dt_initial), self.dt_max))
+        self._err_prev = 1.0
+        self._cache: tuple[float, np.ndarray, np.ndarray] | None = None
+
+    def _counted(self, rhs: Rhs) -> Rhs:
+        def counted(t: float, y: np.ndarray) -> np.ndarray:
+            self.n_rhs += 1
+            return rhs(t, y)
+        return counted
+
+    @property
+    def adaptive(self) -> bool:
+        """True when the step is error-controlled (no ``dt_fixed``)."""
+        return self.dt_fixed is None
+
+    @property
+    def dt_next(self) -> float | None:
+        """Step the next call will try before clipping (None until the first adaptive step)."""
+        return self._dt_next
+
+    def reset(self) -> None:
+        """Forget the FSAL stage and the controller history (counters are kept)."""
+        self._cache = None
+        self._err_prev = 1.0
+
+    def _first_stage(self, t: float, y: np.ndarray) -> np.ndarray | None:
+        if self._cache is None:
+            return None
+        t_c, y_c, k_c = self._cache
+        if t_c == t and y_c.shape == y.shape and np.array_equal(y_c, y):
+            return k_c
+        return None
+
+    def step(self, t: float, y: np.ndarray, dt_limit: float = np.inf
+             ) -> tuple[float, np.ndarray, dict[str, Any]]:
+        """Take one accepted step from ``(t, y)``, never beyond ``t + dt_limit``.
+
+        Parameters
+        ----------
+        t : float
+            Current time.
+        y : (...) float or complex
+            Current state (not modified).
+        dt_limit : float
+            Largest allowed step, ``> 0``; a clipped step has ``dt == dt_limit`` exactly and
+            returns ``t + dt_limit``.
+
+        Returns
+        -------
+        t_new : float
+        y_new : (...) array
+        info : dict
+            ``dt`` (step used), ``rejected`` (rejections in this call), ``error_norm`` (scaled
+            error of the accepted step; nan without an estimate), ``clipped`` (bool), ``n_rhs``
+            (rhs calls in this call).
+
+        Raises
+        ------
+        StepSizeUnderflow, NonFiniteState, TooManyRejections
+            Carrying ``t``; the state at ``t`` is the last good one.
+        """
+        if not dt_limit > 0:
+            raise ValueError(f"dt_limit must be > 0, got {dt_limit!r}; the driver must not ask "
+                             "for a step at or past the end time")
+        y = np.asarray(y)
+        if not np.all(np.isfinite(y)):
+            raise NonFiniteState("the state passed to the stepper contains NaN or Inf", t=t)
+        rhs_before = self.n_rhs
+        k_first = self._first_stage(t, y)
+        if self._dt_next is None:
+            k_first = self._choose_first_step(t, y, k_first)
+        if self.adaptive:
+            result, dt, err, rejected, clipped, dt_unclipped = self._adaptive_trials(
+                t, y, dt_limit, k_first)
+        else:
+            clipped = dt_limit < self.dt_fixed
+            dt = float(dt_limit) if clipped else self.dt_fixed
+            result, finite, err = self._trial(t, y, dt, k_first)
+            if not finite:
+                raise NonFiniteState(f"a fixed step of {self.scheme.name!r} produced NaN or Inf; "
+                                     "reduce dt_fixed", t=t, dt=dt)
+            rejected, dt_unclipped = 0, self.dt_fixed
+        self._accept(t, result, dt, err, rejected, clipped, dt_unclipped)
+        info = {"dt": dt, "rejected": rejected, "error_norm": err, "clipped": clipped,
+                "n_rhs": self.n_rhs - rhs_before}
+        return t + dt, result.y, info
+
+    def _choose_first_step(self, t: float, y: np.ndarray, k_first: np.ndarray | None
+                           ) -> np.ndarray | None:
+        """Set ``dt_next`` by :func:`initial_step`; returns the first stage when it was computed."""
+        f0 = self.problem.full_rhs(t, y) if (k_first is None or self.scheme.needs_linear) \
+            else k_first
+        self._check_first_stage(f0, t)
+        if not self.scheme.needs_linear:
+            k_first = f0  # for explicit RK the first stage is dy/dt itself
+        self._dt_next = initial_step(self.problem.full_rhs, t, y, f0, self._k, self.rtol,
+                                     self.atol, self.dt_max)
+        return k_first
+
+    def _trial(self, t: float, y: np.ndarray, dt: float, k_first: np.ndarray | None
+               ) -> tuple[StepResult, bool, float]:
+        """One trial step: result, whether it is finite, and its scaled error (nan if none)."""
+        result = advance(self.scheme, self.problem, t, y, dt, k_first)
+        if k_first is None:
+            self._check_first_stage(result.k_first, t)
+        finite = bool(np.all(np.isfinite(result.y)))
+        err = np.nan
+        if result.error is not None:
+            finite = finite and bool(np.all(np.isfinite(result.error)))
+            err = error_norm(result.error, y, result.y, self.rtol, self.atol) if finite else np.inf
+        return result, finite, err
+
+    def _adaptive_trials(self, t: float, y: np.ndarray, dt_limit: float,
+                         k_first: np.ndarray | None):
+        """Shrink the step until a trial passes the error test; raise when that fails."""
+        dt_try = self._dt_next
+        rejected = 0
+        nonfinite = False
+        smallest = UNDERFLOW_FACTOR * max(1.0, abs(t))
+        while True:
+            clipped = dt_limit < dt_try
+            dt = float(dt_limit) if clipped else dt_try
+            if not clipped and dt < smallest:
+                if nonfinite:
+                    raise NonFiniteState("the right-hand side or the step gave NaN or Inf even "
+                                         "for the smallest steps", t=t, dt=dt)
+                raise StepSizeUnderflow(
+                    f"step size {dt:.3e} fell below {UNDERFLOW_FACTOR:g} * max(1, |t|); the "
+                    "solution may blow up here, or rtol/atol are too strict", t=t, dt=dt)
+            result, finite, err = self._trial(t, y, dt, k_first)
+            k_first = result.k_first
+            if finite and err <= 1.0:
+                return result, dt, err, rejected, clipped, dt_try
+            rejected += 1
+            self.n_rejected += 1
+            nonfinite = not finite
+            if rejected > self.max_rejects:
+                if nonfinite:
+                    raise NonFiniteState(f"the right-hand side or the step gave NaN or Inf "
+                                         f"{rejected} times in a row", t=t, dt=dt)
+                raise TooManyRejections(f"{rejected} consecutive rejected steps (max_rejects = "
+                                        f"{self.max_rejects})", t=t, dt=dt)
+            dt_try = dt * self.controller.reject_factor(err, self._k)
+
+    def _check_first_stage(self, k_first: np.ndarray, t: float) -> None:
+        if not np.all(np.isfinite(k_first)):
+            raise NonFiniteState("the right-hand side returned NaN or Inf at the current state",
+                                 t=t)
+
+    def _accept(self, t: float, result: StepResult, dt: float, err: float, rejected: int,
+                clipped: bool, dt_unclipped: float) -> None:
+        self.n_accepted += 1
+        if result.k_last is not None:
+            self._cache = (t + dt, np.array(result.y, copy=True), result.k_last)
+        else:
+            self._cache = None
+        if not self.adaptive:
+            return
+        proposal = dt * self.controller.accept_factor(err, self._err_prev, self._k)
+        if rejected:
+            proposal = min(proposal, dt)
+        if clipped:
+            # a step shortened to hit a save time says little about the next one
+            proposal = max(proposal, dt_unclipped)
+        else:
+            self._err_prev = max(err, 1e-4)
+        self._dt_next = min(proposal, self.dt_max)
+
+
+def make_stepper(scheme_name: str, rhs: Rhs, *, linear: np.ndarray | None = None,
+                 rtol: float = 1e-6, atol: float = 0.0, dt_initial: float | None = None,
+                 dt_fixed: float | None = None, dt_max: float = np.inf, max_rejects: int = 50,
+                 controller: PIController | None = None) -> Stepper:
+    """Build a :class:`Stepper` for the registered scheme ``scheme_name`` (see :class:`Stepper`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown scheme (naming ``integrator``), a non-embedded scheme without
+        ``dt_fixed``, or invalid tolerances/steps.
+    """
+    return Stepper(get_scheme(scheme_name), rhs, linear=linear, rtol=rtol, atol=atol,
+                   dt_initial=dt_initial, dt_fixed=dt_fixed, dt_max=dt_max,
+                   max_rejects=max_rejects, controller=controller)
