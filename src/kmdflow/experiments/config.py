@@ -126,18 +126,17 @@ def _quoted(options) -> str:
 # Scalar validators: (dotted key, raw value) -> normalised value, or ConfigError
 
 
-def _as_float(key: str, value: object, hint: str = "") -> float:
+def _as_float(key: str, value: object, what: str = "a number") -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         fix = "remove the quotes" if isinstance(value, str) and _parses_as_float(value) else \
             "write a number"
-        raise ConfigError(key, f"expected a number, got {_type_name(value)}; {fix}{hint}", value)
+        raise ConfigError(key, f"expected {what}, got {_type_name(value)}; {fix}", value)
     try:
         number = float(value)
     except (OverflowError, ValueError, TypeError):
         raise ConfigError(key, "is too large for a float; write a smaller number", value) from None
     if not math.isfinite(number):
-        raise ConfigError(key, f"must be a finite number (not nan or inf); write a finite value{hint}",
-                          value)
+        raise ConfigError(key, f"must be a finite number (not nan or inf); write {what}", value)
     return number
 
 
@@ -149,18 +148,26 @@ def _parses_as_float(text: str) -> bool:
     return True
 
 
-def _as_int(key: str, value: object) -> int:
+def _as_int(key: str, value: object, what: str = "an integer") -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         fix = "write a whole number without a decimal point" if isinstance(value, float) \
             else "write a whole number"
-        raise ConfigError(key, f"expected an integer, got {_type_name(value)}; {fix}", value)
+        raise ConfigError(key, f"expected {what}, got {_type_name(value)}; {fix}", value)
     return int(value)
 
 
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
+
+
+def _bounds(gt, ge, lt, le) -> str:
+    """``"> 0 and < 1"``-style text for the given bounds ('' when unbounded)."""
+    parts = [f"{op} {_fmt(b)}" for op, b in ((">", gt), (">=", ge), ("<", lt), ("<=", le)) if b is not None]
+    return " and ".join(parts)
+
+
 def _range_text(gt, ge, lt, le) -> str:
-    parts = [f"> {gt:g}" if gt is not None else None, f">= {ge:g}" if ge is not None else None,
-             f"< {lt:g}" if lt is not None else None, f"<= {le:g}" if le is not None else None]
-    return "must be " + " and ".join(p for p in parts if p)
+    return "must be " + _bounds(gt, ge, lt, le)
 
 
 def _in_range(x: float, gt, ge, lt, le) -> bool:
@@ -171,8 +178,10 @@ def _in_range(x: float, gt, ge, lt, le) -> bool:
 def _number(gt=None, ge=None, lt=None, le=None, fix: str = "") -> Callable[[str, object], float]:
     """Validator for a finite float in the given range."""
 
+    what = f"a number {_bounds(gt, ge, lt, le)}".rstrip()
+
     def validate(key: str, value: object) -> float:
-        x = _as_float(key, value)
+        x = _as_float(key, value, what)
         if not _in_range(x, gt, ge, lt, le):
             raise ConfigError(key, _range_text(gt, ge, lt, le) + (f"; {fix}" if fix else ""), value)
         return x
@@ -183,8 +192,10 @@ def _number(gt=None, ge=None, lt=None, le=None, fix: str = "") -> Callable[[str,
 def _integer(ge=None, le=None, fix: str = "") -> Callable[[str, object], int]:
     """Validator for an integer in ``[ge, le]``."""
 
+    what = f"an integer {_bounds(None, ge, None, le)}".rstrip()
+
     def validate(key: str, value: object) -> int:
-        n = _as_int(key, value)
+        n = _as_int(key, value, what)
         if not _in_range(n, None, ge, None, le):
             raise ConfigError(key, _range_text(None, ge, None, le) + (f"; {fix}" if fix else ""), value)
         return n
@@ -424,16 +435,18 @@ def _check_mapping(key: str, value: object, what: str) -> Mapping:
     return value
 
 
-def _check_known(raw: Mapping, prefix: str, known, hint_tables: bool = False) -> None:
+def _check_known(raw: Mapping, prefix: str, known, owners_in: str = "") -> None:
+    """Reject keys not in ``known``; suggest a near miss, or the ``owners_in`` ("tables",
+    "kinds") that do have the key."""
     for k in raw:
         if k in known:
             continue
         dotted = f"{prefix}.{_toml_key(k)}" if prefix else _toml_key(k)
         hint = _suggest(k, known)
-        if not hint and hint_tables:  # a key written outside its table: suggest the table
+        if not hint and owners_in == "tables":  # a key written outside its table
             owners = [f"{t}.{k}" for t, keys in _SECTION_VALIDATORS.items() if k in keys]
             hint = f"did you mean {owners[0]!r}? " if owners else ""
-        if not hint and "kind" in known:  # a key of another measure kind
+        if not hint and owners_in == "kinds":  # a key of another measure kind
             owners = [kind for kind, keys in _MEASURE_KEYS.items() if k in keys]
             hint = f"{k!r} belongs to kind = {_quoted(owners)}; " if owners else ""
         what = "table" if not prefix else "key"
@@ -519,7 +532,7 @@ def _read_measure(raw: object, key: str, ctx: _Context, default_kind: str | None
         raise ConfigError(f"{key}.kind", f"not allowed here; choose one of {_quoted(allowed)}", kind)
     kind = _choice(allowed)(f"{key}.kind", kind)
     schema = _MEASURE_KEYS[kind]
-    _check_known(raw, key, ["kind", *extra, *schema])
+    _check_known(raw, key, ["kind", *extra, *schema], owners_in="kinds")
     params: dict[str, Any] = {}
     for name, (default, validate) in schema.items():
         dotted = f"{key}.{name}"
@@ -584,8 +597,8 @@ def _existing_file(key: str, value: str, base_dir: Path) -> Path:
         raise ConfigError(key, f"is not a usable path ({err}); check the path", value) from None
     if not found:
         what = "is a directory, not a file" if path.is_dir() else "no such file"
-        raise ConfigError(key, f"{what}: {path}; check the path (relative paths start at the "
-                          "config file's directory)", value)
+        raise ConfigError(key, f"{what}: {path}; check the path (relative paths start at "
+                          f"{base_dir})", value)
     return path
 
 
@@ -727,7 +740,7 @@ def _read_toml(path: Path) -> tuple[dict, Path]:
 
 def _build(raw: object, base_dir: Path, source_dir: Path | None) -> Config:
     raw = _check_mapping("config", raw, "a table of tables")
-    _check_known(raw, "", list(_TABLE_ORDER), hint_tables=True)
+    _check_known(raw, "", list(_TABLE_ORDER), owners_in="tables")
     sections = {}
     for name in _SECTIONS:
         table = _check_mapping(name, raw.get(name, {}), f"a table [{name}]")
@@ -767,8 +780,8 @@ def _cross_check(sections: dict, raw: Mapping, target_atoms: int | None,
             raise ConfigError("method.n", "particle runs need 1 <= n <= 10^7", n)
     s = sections["energy"]["s"]
     if s <= dim / 2 and (method["kind"] == "particles" or target_atoms is not None):
-        what = "particles" if method["kind"] == "particles" else "an atomic target"
-        raise ConfigError("energy.s", f"{what} need s > {dim / 2:g} in d = {dim} (the energy of a "
+        what = "particles need" if method["kind"] == "particles" else "an atomic target needs"
+        raise ConfigError("energy.s", f"{what} s > {dim / 2:g} in d = {dim} (the energy of a "
                           "point mass is infinite otherwise); raise s or use densities", s)
     if time["t_first"] is not None:
         if time["spacing"] != "log":

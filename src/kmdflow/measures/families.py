@@ -817,8 +817,7 @@ def piecewise_extrema(density: Density, n_candidates: int = 8) -> tuple[float, f
     ``max(2^14, 64 * bandwidth)`` points per turn (finite bandwidths of the smooth parts only),
     and the best ``n_candidates`` interior local extrema are refined by bounded Brent search.
     """
-    finite = [b for b in _finite_bandwidths(density)]
-    per_turn = min(_pow2(max(1 << 14, 64 * max(finite, default=0))), 1 << 22)
+    per_turn = min(_pow2(max(1 << 14, 64 * smooth_bandwidth(density))), 1 << 22)
     cuts = np.unique(wrap(np.asarray(density.breakpoints, dtype=float)))
     arcs = ([(0.0, TWO_PI)] if cuts.size == 0 else
             list(zip(cuts, np.append(cuts[1:], cuts[0] + TWO_PI))))
@@ -840,12 +839,16 @@ def piecewise_extrema(density: Density, n_candidates: int = 8) -> tuple[float, f
     return float(best[0]), float(best[1])
 
 
-def _finite_bandwidths(density: Density):
+def smooth_bandwidth(density: Density) -> float:
+    """Largest finite :attr:`~Density.bandwidth` among the (mixture) parts; 0 if none.
+
+    Sets sampling resolutions: a mixture with a patch has infinite bandwidth, but its smooth
+    parts still decide how finely it must be sampled between the breakpoints.
+    """
     if isinstance(density, Mixture):
-        for c in density.components:
-            yield from _finite_bandwidths(c)
-    elif np.isfinite(density.bandwidth):
-        yield density.bandwidth
+        return max(smooth_bandwidth(c) for c in density.components)
+    band = density.bandwidth
+    return float(band) if np.isfinite(band) else 0.0
 
 
 # ------------------------------------------------------------------------------- factory
@@ -1105,6 +1108,9 @@ def _from_result(path: Path) -> Density | Atoms:
                                    "give a result.nc written by kmdflow run")
     except MeasureError:
         raise
+    except ImportError as err:
+        raise MeasureError("path", f"reading {path.name} needs a NetCDF backend ({err}); "
+                           "install h5py") from None
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
         raise MeasureError("path", f"cannot read {path.name} as NetCDF ({type(err).__name__}: "
                            f"{err}); give a result.nc written by kmdflow run") from None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from kmdflow.domains.torus import TWO_PI, grid
-from kmdflow.measures.families import Atoms, Density, MeasureError
+from kmdflow.measures.families import Atoms, Density, MeasureError, smooth_bandwidth
 
 #: The largest double below ``2 pi``: positions are clipped to it so they stay in ``[0, 2 pi)``.
 LAST_POSITION = float(np.nextafter(TWO_PI, 0.0))
@@ -64,7 +64,8 @@ def solve_inverse_cdf(density: Density, u: np.ndarray, max_iter: int = 200) -> n
 
     Notes
     -----
-    1. Tabulate ``F`` on ``2^14`` points (more for high bandwidths: 8 per shortest wavelength);
+    1. Tabulate ``F`` on ``2^14`` points (more for high bandwidths: 8 per shortest wavelength of
+       the smooth parts, :func:`~kmdflow.measures.families.smooth_bandwidth`);
        ``searchsorted`` gives each ``u`` a cell ``[lo, hi]`` with ``F(lo) < u <= F(hi)`` and a
        start by linear interpolation.
     2. Iterate on the unconverged points only: evaluate ``F`` and ``rho`` at ``x``, shrink the
@@ -77,8 +78,7 @@ def solve_inverse_cdf(density: Density, u: np.ndarray, max_iter: int = 200) -> n
        ``2e-15``. No Python loop over points; a few iterations for smooth densities.
     """
     u = np.asarray(u, dtype=float)
-    band = density.bandwidth
-    n_nodes = min(1 << 22, _pow2(max(1 << 14, 8 * band if np.isfinite(band) else 0)))
+    n_nodes = min(1 << 22, _pow2(max(1 << 14, 8 * smooth_bandwidth(density))))
     nodes = np.append(grid(n_nodes), TWO_PI)
     f = np.append(density.cdf(nodes[:-1]), 1.0)
     f[0] = 0.0
