@@ -278,8 +278,9 @@ def test_perturbation_is_resolution_independent():
     np.testing.assert_array_equal(first.values(x), second.values(x))
 
 
-def test_perturbation_sup_norm_and_extrema():
-    params = SMOOTH["perturbation"][1]
+@pytest.mark.parametrize("amplitude", [0.6, -0.6])
+def test_perturbation_sup_norm_and_extrema(amplitude):
+    params = {**SMOOTH["perturbation"][1], "amplitude": amplitude}
     density = make_measure("perturbation", params)
     # independent: dense direct sum, then bounded Brent refinement of both extrema
     x = np.linspace(0, TWO_PI, 1 << 14, endpoint=False)
@@ -295,11 +296,13 @@ def test_perturbation_sup_norm_and_extrema():
     g_max, g_min = max(refined(1), g.max()), min(refined(-1), g.min())
     sup = max(g_max, -g_min)
     a = params["amplitude"]
-    assert max(abs(density.max_value() - 1), abs(density.min_value() - 1)) == pytest.approx(a, abs=1e-15)
-    assert density.max_value() == pytest.approx(1 + a * g_max / sup, abs=1e-12)
-    assert density.min_value() == pytest.approx(1 + a * g_min / sup, abs=1e-12)
+    deviation = max(abs(density.max_value() - 1), abs(density.min_value() - 1))
+    assert deviation == pytest.approx(abs(a), abs=1e-15)  # max|f| = |amplitude| exactly
+    high, low = (g_max, g_min) if a > 0 else (g_min, g_max)
+    assert density.max_value() == pytest.approx(1 + a * high / sup, abs=1e-12)
+    assert density.min_value() == pytest.approx(1 + a * low / sup, abs=1e-12)
     np.testing.assert_allclose(density.values(x), 1 + a * g / sup, rtol=0, atol=1e-13)
-    assert np.abs(density.values(x) - 1).max() <= a * (1 + 1e-14)
+    assert np.abs(density.values(x) - 1).max() <= abs(a) * (1 + 1e-14)
 
 
 def test_perturbation_spectrum_decays_as_a_power():
@@ -404,6 +407,12 @@ def test_make_measure_errors_name_the_key():
         make_measure("von_mises", {"loc": 0.0, "kapa": 1.0})
     with pytest.raises(MeasureError, match="kappa: missing"):
         make_measure("von_mises", {"loc": 0.0})
+    with pytest.raises(MeasureError, match="kappa: missing"):
+        make_measure("von_mises", {"loc": 0.0, "kappa": None})
+    with pytest.raises(MeasureError, match="kind: params say kind = 'mode'"):
+        make_measure("von_mises", {"kind": "mode", "loc": 0.0, "kappa": 1.0})
+    with pytest.raises(MeasureError, match="k = 2.5: expected an integer"):
+        make_measure("mode", {"k": 2.5, "amplitude": 0.1})
     with pytest.raises(MeasureError, match=r"amplitude = 1.5: \|amplitude\| must be <= 1") as err:
         make_measure("mode", {"k": 1, "amplitude": 1.5})
     assert err.value.key == "amplitude" and "\n" not in str(err.value)
@@ -441,7 +450,6 @@ def test_npy_positions_round_trip(tmp_path):
 
 
 def test_result_nc_round_trip(tmp_path):
-    pytest.importorskip("h5py", reason="writing NetCDF through h5netcdf needs h5py")
     n, times = 16, [0.0, 5.0, 1.0]  # the last snapshot is the latest time, wherever it is stored
     x = TWO_PI * np.arange(n) / n
     density = np.stack([1 + c * np.cos(x) for c in (0.5, 0.1, 0.3)])
@@ -502,7 +510,6 @@ def test_unreadable_files(tmp_path):
 
 
 def test_unreadable_result_files(tmp_path):
-    pytest.importorskip("h5py", reason="writing NetCDF through h5netcdf needs h5py")
     (tmp_path / "junk.nc").write_bytes(b"not netcdf either")
     xr.Dataset({"energy": ("time", [1.0])}).to_netcdf(tmp_path / "empty.nc", engine="h5netcdf")
     xr.Dataset({"positions": (("snapshot_time", "particle", "coord"), np.ones((1, 3, 2)))}).to_netcdf(

@@ -4,19 +4,19 @@ Positions, the density normalisation (w.r.t. ``dx / 2 pi``, so the uniform measu
 ``1``) and the Fourier convention are those of :mod:`kmdflow.domains.torus`. Every density here is
 a probability density: ``fourier(n)[0] == 1``.
 
-Families (each a frozen dataclass; :func:`make_measure` builds them from a config's kind + params):
+Families (frozen dataclasses; :func:`make_measure` builds them from a config's kind + params),
+with the density and the Sobolev regularity ``r*`` of ``rho - 1`` that :meth:`Density.regularity`
+reports:
 
-============  ==============================================================  =================
-kind          density ``rho(x)``                                              ``r*`` of rho - 1
-============  ==============================================================  =================
-uniform       ``1``                                                           inf
-mode          ``1 + a cos(k x)``                                              inf
-perturbation  ``1 + a g(x) / max|g|``, ``g = sum_{k<=K} k^-decay cos(kx+phi_k)``  ``decay - 1/2``
-von_mises     ``exp(kappa cos(x - loc)) / I_0(kappa)``                        inf
-indicator     ``c`` on the arc ``[start, stop]``, ``floor`` elsewhere           1/2
-mixture       ``sum_i w_i rho_i``, weights normalised                        min over parts
-file (grid)   trigonometric interpolant of normalised grid values             unknown (None)
-============  ==============================================================  =================
+- ``uniform``: ``1``; ``r* = inf``.
+- ``mode``: ``1 + a cos(k x)``; ``r* = inf``.
+- ``perturbation``: ``1 + a g / max|g|``, ``g = sum_{k=1}^{K} k^-decay cos(k x + phi_k)``;
+  ``r* = decay - 1/2``.
+- ``von_mises``: ``exp(kappa cos(x - loc)) / I_0(kappa)``; ``r* = inf``.
+- ``indicator``: ``c`` on the arc ``[start, stop]``, ``floor`` elsewhere; ``r* = 1/2``.
+- ``mixture``: ``sum_i w_i rho_i`` (weights normalised); the smallest ``r*`` of its parts.
+- ``file`` with grid values: their trigonometric interpolant (normalised); ``r*`` unknown.
+- ``particles``, and ``file`` with positions: :class:`Atoms`.
 
 ``cdf(x) = mu([0, x))`` is exact up to round-off: closed forms for uniform, mode and indicator;
 for the band-limited families (perturbation, von Mises, grid) the term-by-term integrated series,
@@ -26,7 +26,7 @@ evaluated at many points through Taylor tables (:class:`SeriesTable`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from math import factorial
 from pathlib import Path
@@ -35,7 +35,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import ive
 
-from kmdflow.domains.torus import TWO_PI, fourier_series, from_fourier, grid, to_fourier, wrap
+from kmdflow.domains.torus import TWO_PI, fourier_series, from_fourier, to_fourier, wrap
 
 #: Relative size below which a Fourier coefficient is treated as zero (band-limit detection).
 NEGLIGIBLE = 1e-20
@@ -89,8 +89,8 @@ class Atoms:
             raise MeasureError("weights", f"{w.size} weights for {x.size} positions; give one "
                                "weight per position")
         if not np.all(np.isfinite(w)) or np.any(w <= 0) or abs(w.sum() - 1.0) > 1e-12:
-            raise MeasureError("weights", f"weights must be positive and sum to 1 (sum = {w.sum()!r});"
-                               " divide them by their sum")
+            raise MeasureError("weights", f"weights must be positive and sum to 1 (sum = "
+                               f"{w.sum()!r}); divide them by their sum")
         x.flags.writeable = False
         w.flags.writeable = False
         object.__setattr__(self, "positions", x)
@@ -620,7 +620,8 @@ class Indicator(Density):
         k = np.arange(_check_modes(n_modes))
         out = np.ones(n_modes, dtype=complex)
         kk = k[1:]
-        out[1:] = ((self.level - self.floor) / (TWO_PI * 1j * kk) * np.exp(-1j * np.mod(kk * self.a, TWO_PI))
+        phase = np.exp(-1j * np.mod(kk * self.a, TWO_PI))
+        out[1:] = ((self.level - self.floor) / (TWO_PI * 1j * kk) * phase
                    * (1.0 - np.exp(-1j * np.mod(kk * self.length, TWO_PI))))
         return out
 
@@ -819,7 +820,8 @@ def piecewise_extrema(density: Density, n_candidates: int = 8) -> tuple[float, f
     """
     per_turn = min(_pow2(max(1 << 14, 64 * smooth_bandwidth(density))), 1 << 22)
     cuts = np.unique(wrap(np.asarray(density.breakpoints, dtype=float)))
-    arcs = ([(0.0, TWO_PI)] if cuts.size == 0 else
+    pad = 4 * TWO_PI / per_turn  # periodic case: overlap so an extremum near 0 is interior
+    arcs = ([(-pad, TWO_PI + pad)] if cuts.size == 0 else
             list(zip(cuts, np.append(cuts[1:], cuts[0] + TWO_PI))))
     best = [np.inf, -np.inf]
     for a, b in arcs:
@@ -899,8 +901,11 @@ def make_measure(kind: str, params: dict | None = None, *,
     if kind not in KIND_KEYS:
         raise MeasureError("kind", f"{kind!r} is not a measure kind; choose one of "
                            f"{', '.join(KIND_KEYS)}")
-    if params.pop("kind", kind) != kind:
-        raise MeasureError("kind", f"params say kind = {params.get('kind')!r} but {kind!r} was asked")
+    given = params.pop("kind", kind)
+    if given != kind:
+        raise MeasureError("kind", f"params say kind = {given!r} but kind = {kind!r} was asked; "
+                           "drop the one in params")
+    params = {key: value for key, value in params.items() if value is not None}
     required, optional = KIND_KEYS[kind]
     for key in params:
         if key not in required + optional:
@@ -910,7 +915,6 @@ def make_measure(kind: str, params: dict | None = None, *,
     for key in required:
         if key not in params:
             raise MeasureError(key, f"missing; kind {kind!r} needs {', '.join(required)}")
-    params = {key: value for key, value in params.items() if value is not None}
     if kind == "uniform":
         return Uniform()
     if kind == "mode":
@@ -926,8 +930,9 @@ def make_measure(kind: str, params: dict | None = None, *,
     if kind == "mixture":
         return _mixture(params["components"], base_dir)
     if kind == "particles":
+        weights = params.get("weights")
         return _atoms(_float_vector(params["positions"], "positions"),
-                      None if "weights" not in params else _float_vector(params["weights"], "weights"),
+                      None if weights is None else _float_vector(weights, "weights"),
                       "positions", "weights")
     return _from_file(params["path"], params.get("weights_path"), base_dir)
 

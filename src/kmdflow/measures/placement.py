@@ -1,6 +1,7 @@
 r"""Particles from a density on :math:`T^1`: quantile and random placement via the inverse cdf.
 
-Conventions (positions in ``[0, 2 pi)``, densities w.r.t. ``dx / 2 pi``): :mod:`kmdflow.domains.torus`.
+Conventions (positions in ``[0, 2 pi)``, densities w.r.t. ``dx / 2 pi``):
+:mod:`kmdflow.domains.torus`.
 
 The inverse cdf is the generalised inverse :math:`F^{-1}(u) = \inf\{x \ge 0 : F(x) \ge u\}`, so
 flat stretches of ``F`` (vacuum) are never landed in. Densities with a closed form
@@ -78,6 +79,7 @@ def solve_inverse_cdf(density: Density, u: np.ndarray, max_iter: int = 200) -> n
        ``2e-15``. No Python loop over points; a few iterations for smooth densities.
     """
     u = np.asarray(u, dtype=float)
+    shape, u = u.shape, u.reshape(-1)
     n_nodes = min(1 << 22, _pow2(max(1 << 14, 8 * smooth_bandwidth(density))))
     nodes = np.append(grid(n_nodes), TWO_PI)
     f = np.append(density.cdf(nodes[:-1]), 1.0)
@@ -113,7 +115,7 @@ def solve_inverse_cdf(density: Density, u: np.ndarray, max_iter: int = 200) -> n
         keep = ~done
         todo, target, lo, hi, xt = todo[keep], target[keep], lo[keep], hi[keep], nxt[keep]
     x[todo] = xt
-    return x
+    return x.reshape(shape)
 
 
 def quantile_positions(density: Density, n: int) -> np.ndarray:
