@@ -123,7 +123,7 @@ def _smooth_particles(s=2.0, n=400):
 def test_dissipation_identity_mass_and_monotone_energy(make):
     flow = make()
     h = 2e-3
-    times = np.concatenate([[0.0], np.arange(1, 6) * 0.25 + h * np.array([[-1], [0], [1]])]).ravel()
+    times = np.concatenate([[0.0], (np.arange(1, 6) * 0.25 + h * np.array([[-1], [0], [1]])).ravel()])
     times = np.sort(np.unique(times))
     traj = simulate(flow, integrator="dopri5", times=times, snapshot_at=np.array([0]), rtol=1e-12,
                     record_step_energy=True)

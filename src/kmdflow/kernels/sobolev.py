@@ -93,9 +93,11 @@ def _horner(coeffs: np.ndarray, t: np.ndarray) -> np.ndarray:
     return out
 
 
-def _centre(x: np.ndarray) -> np.ndarray:
-    """``x`` wrapped to ``[-pi, pi]`` by subtracting the nearest multiple of ``2 pi`` (odd in ``x``)."""
-    return x - TWO_PI * np.round(x / TWO_PI)
+def _turns(x: np.ndarray) -> np.ndarray:
+    """``x / 2pi`` reduced to ``[-1/2, 1/2]`` by subtracting the nearest integer (odd in ``x``)."""
+    t = np.multiply(x, 1.0 / TWO_PI)
+    t -= np.round(t)
+    return t
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,6 +319,15 @@ class SobolevKernel:
         return (-1.0) ** (n - 1) * TWO_PI ** m / math.factorial(m), m
 
     @cached_property
+    def _bernoulli(self) -> tuple[tuple[float, np.ndarray], tuple[float, np.ndarray]]:
+        """``(scale, coefficients)`` of ``K`` and ``K'`` in powers of ``|x| / 2pi`` (integer ``s``)."""
+        forms = []
+        for r in (0, 1):
+            scale, m = self.bernoulli_form(r)
+            forms.append((scale, bernoulli_coefficients(m)))
+        return tuple(forms)
+
+    @cached_property
     def _series(self) -> _ZetaSeries:
         return _ZetaSeries(2.0 * self.s)
 
@@ -331,11 +342,13 @@ class SobolevKernel:
         -------
         float array, shape of ``x``; ``K_s(0) = 2 zeta(2s)``, ``+inf`` when ``s <= 1/2``.
         """
-        xc = _centre(np.asarray(x, dtype=float))
+        t = _turns(np.asarray(x, dtype=float))
         if self.is_integer:
-            scale, m = self.bernoulli_form(0)
-            return scale * _horner(bernoulli_coefficients(m), np.abs(xc) / TWO_PI)
-        return 2.0 * self._series.value(xc)
+            scale, coeffs = self._bernoulli[0]
+            out = _horner(coeffs, np.abs(t))
+            out *= scale
+            return out
+        return 2.0 * self._series.value(TWO_PI * t)
 
     def derivative(self, x: np.ndarray) -> np.ndarray:
         """Kernel derivative ``K_s'(x)`` for any real ``x`` (periodic, odd, ``K_s'(0) := 0``).
@@ -348,10 +361,12 @@ class SobolevKernel:
         -------
         float array, shape of ``x``.
         """
-        xc = _centre(np.asarray(x, dtype=float))
+        t = _turns(np.asarray(x, dtype=float))
         if self.is_integer:
-            scale, m = self.bernoulli_form(1)
-            out = _horner(bernoulli_coefficients(m), np.abs(xc) / TWO_PI)
-            out *= scale * np.sign(xc)
+            scale, coeffs = self._bernoulli[1]
+            sign = np.sign(t)
+            sign *= scale
+            out = _horner(coeffs, np.abs(t))
+            out *= sign
             return out
-        return 2.0 * self._series.derivative(xc)
+        return 2.0 * self._series.derivative(TWO_PI * t)

@@ -19,7 +19,9 @@ __all__ = ["sorted_force"]
 
 #: Working precision of the moment sums: x87 extended precision where the platform has it
 #: (``eps = 1.1e-19``), which makes the cancellation between the global polynomial and the
-#: one-sided sums (a factor up to ~1e3 for s = 3) invisible in float64 results.
+#: one-sided sums invisible in float64 results. Measured against direct sums at N = 2000
+#: (random atoms, uniform target): 5e-15 relative to max|F| in extended precision, 3e-11 if
+#: ``longdouble`` is plain float64 (Windows, macOS on arm64).
 WORK = np.longdouble
 
 
@@ -68,8 +70,9 @@ def sorted_force(kernel, targets, sources, charges) -> np.ndarray:
     ``searchsorted(side="right")``; ties are located with ``side="left"``). One sort, ``m``
     cumulative sums and a Horner evaluation per target: ``O(M log M + N log N + m (N + M))``;
     targets are sorted too so that ``searchsorted`` walks memory in order. The sums
-    run in extended precision (:data:`WORK`) because the global polynomial and the suffix sums are
-    up to ~``10 m`` times larger than the force they combine into.
+    run in extended precision (:data:`WORK`): the global polynomial and the suffix sums are
+    ``O(sum|q|)`` while the force they combine into can be ``1e-4`` of that (random atoms against
+    a uniform target), and the cumulative sums add their own round-off.
     """
     if not getattr(kernel, "is_integer", False):
         raise ValueError(f"sorted_force needs an integer s (kernel s={getattr(kernel, 's', None)}); "
