@@ -329,14 +329,10 @@ def test_plot_reproduce_bench_dispatch(tmp_path, capsys, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------
-# end to end with the real numerical stack (skipped until it is importable)
+# end to end with the real numerical stack
 
 
 def test_run_end_to_end(tmp_path, capsys):
-    try:
-        import kmdflow.experiments.run  # noqa: F401
-    except ImportError as err:
-        pytest.skip(f"numerical stack not importable yet: {err}")
     path = write_config(tmp_path, TINY)
     code, _, err = cli(capsys, "run", path, "--out", tmp_path / "out", "--quiet")
     assert code == 0, err

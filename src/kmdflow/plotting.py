@@ -57,34 +57,70 @@ def plot_energy(ds, summary: dict, path: Path) -> Path:
     return path
 
 
+def _target_density(ds):
+    """The target density on a fine grid from the saved config, or None (atoms, unreadable config)."""
+    try:
+        from kmdflow.experiments.config import load_config
+        from kmdflow.measures import Atoms, make_measure
+
+        import tomllib
+
+        config = load_config(tomllib.loads(ds.attrs["config"]))
+        target = make_measure(config.target.kind, config.target.params)
+    except Exception:  # a picture without the target is still a picture
+        return None
+    if isinstance(target, Atoms):
+        return None
+    x = np.linspace(0.0, 2 * np.pi, 512)
+    return x, target.values(x)
+
+
+def _break_wraps(times: np.ndarray, positions: np.ndarray):
+    """Insert a NaN row where a particle wraps around the circle, so its line does not jump across."""
+    rows_t, rows_p = [times[:1]], [positions[:1]]
+    for i in range(1, len(times)):
+        jumped = np.abs(positions[i] - positions[i - 1]) > np.pi
+        if jumped.any():
+            rows_t.append([0.5 * (times[i - 1] + times[i])])
+            rows_p.append(np.where(jumped, np.nan, positions[i])[None])
+        rows_t.append(times[i:i + 1])
+        rows_p.append(positions[i:i + 1])
+    return np.concatenate(rows_t), np.concatenate(rows_p)
+
+
 def plot_state(ds, path: Path) -> Path:
     """``state.png``: density snapshots over the circle, or particle trajectories and final histogram."""
     plt = _pyplot()
     times = ds["snapshot_time"].values
     colors = plt.cm.viridis(np.linspace(0, 1, len(times)))
+    target = _target_density(ds)
     if "density" in ds:
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         x = ds["x"].values
         for i, t in enumerate(times):
             ax.plot(x, ds["density"].values[i], color=colors[i], lw=1.0,
                     label=f"t = {t:.3g}" if i in (0, len(times) - 1) else None)
-        ax.set_xlabel("x")
-        ax.set_ylabel("density (w.r.t. dx / 2π)")
-        ax.legend(fontsize=8)
+        density_axis = ax
     else:
-        fig, (ax, hx) = plt.subplots(1, 2, figsize=(10, 4.4))
+        fig, (ax, density_axis) = plt.subplots(1, 2, figsize=(10, 4.4))
         pos = ds["positions"].values[..., 0]
-        stride = max(1, pos.shape[1] // 200)
-        tt = np.maximum(times, times[1] * 0.5 if len(times) > 1 and times[1] > 0 else 1e-3)
-        ax.plot(tt, pos[:, ::stride], color="tab:blue", lw=0.5, alpha=0.6)
+        pos = pos[:, :: max(1, pos.shape[1] // 200)]
+        t_plot = np.where(times > 0, times, times[times > 0].min() / 2 if np.any(times > 0) else 1.0)
+        tt, pp = _break_wraps(t_plot, pos)
+        ax.plot(tt, pp, color="tab:blue", lw=0.5, alpha=0.6)
         ax.set_xscale("log")
-        ax.set_xlabel("t")
+        ax.set_xlabel("t (t = 0 drawn at the left edge)")
         ax.set_ylabel("positions")
-        hx.hist(pos[-1], bins=min(100, max(10, pos.shape[1] // 20)), range=(0, 2 * np.pi),
-                weights=ds["weights"].values[-1] * 2 * np.pi * min(100, max(10, pos.shape[1] // 20)) / (2 * np.pi),
-                color="tab:blue", alpha=0.7)
-        hx.set_xlabel("x")
-        hx.set_ylabel("final density (histogram)")
+        bins = int(np.clip(ds.sizes["particle"] // 20, 10, 100))
+        # histogram as a density w.r.t. dx / 2 pi: mass in a bin times the number of bins
+        density_axis.hist(ds["positions"].values[-1, :, 0], bins=bins, range=(0, 2 * np.pi),
+                          weights=ds["weights"].values[-1] * bins, color="tab:blue", alpha=0.7,
+                          label=f"particles, t = {times[-1]:.3g}")
+    if target is not None:
+        density_axis.plot(*target, "k--", lw=1.0, label="target")
+    density_axis.set_xlabel("x")
+    density_axis.set_ylabel("density (w.r.t. dx / 2π)")
+    density_axis.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

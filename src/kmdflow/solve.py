@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from kmdflow.integrators import IntegratorError, make_stepper
+from kmdflow.integrators import SCHEMES, IntegratorError, make_stepper
 
 
 def save_times(t_end: float, n_saves: int, spacing: str = "log", t_first: float | None = None) -> np.ndarray:
@@ -99,7 +99,12 @@ def simulate(flow, *, integrator: str, times: np.ndarray, snapshot_at: np.ndarra
     keep = set(int(i) for i in snapshot_at)
     y = flow.initial_state()
     t = float(times[0])
-    stepper = make_stepper(integrator, flow.rhs, rtol=rtol, atol=atol, dt_fixed=dt)
+    if getattr(SCHEMES[integrator], "needs_linear", False):
+        # exponential schemes: the diagonal linear part exactly, the rest explicitly
+        stepper = make_stepper(integrator, flow.nonlinear, linear=flow.linear, rtol=rtol, atol=atol,
+                               dt_fixed=dt)
+    else:
+        stepper = make_stepper(integrator, flow.rhs, rtol=rtol, atol=atol, dt_fixed=dt)
     traj.record(t, flow.diagnostics(y))
     if 0 in keep:
         traj.keep(t, flow.snapshot(y))

@@ -129,11 +129,12 @@ class _progress_bar:
     def __enter__(self):
         if not self.enabled:
             return None
+        from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(TextColumn("t = {task.fields[t]:.4g}"), BarColumn(),
                                   TextColumn("{task.completed}/{task.total} saves"), TimeElapsedColumn(),
-                                  transient=True)
+                                  transient=True, console=Console(stderr=True))
         self._progress.start()
         task = self._progress.add_task("run", total=len(self.times) - 1, t=0.0)
 
