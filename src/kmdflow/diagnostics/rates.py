@@ -79,7 +79,24 @@ def predict_rate(s: float, regularity: float | None, min_density: float, uniform
     return RatePrediction("power", -(regularity + s) / (s - 1.0), s, regularity, note)
 
 
-def fit_rate(times: np.ndarray, energy: np.ndarray, kind: str, floor: float = 0.0) -> RateFit:
+def fit_window(kind: str, s: float, *, n_modes: int | None = None, n_particles: int | None = None,
+               k_low: float = 8.0, k_margin: float = 8.0) -> tuple[float, float]:
+    """Time window where the predicted law is asymptotic and not yet spoiled by the discretisation.
+
+    Near a uniform target mode ``k`` decays at rate ``k^(2-2s)`` (MATH.md section 3), so at time
+    ``t`` the energy sits in modes ``k* ~ t^(1/(2s-2))``. The power law needs
+    ``k_low <= k* <= K / k_margin``, ``K`` the highest resolved mode (``n/2 - 1`` on a grid,
+    ``N/2`` for particles): ``t in [k_low^(2s-2), (K/k_margin)^(2s-2)]``. Exponential laws
+    (``s = 1``) have no such window: ``(0, inf)``, limited by the energy floors alone.
+    """
+    if kind != "power" or s <= 1:
+        return 0.0, np.inf
+    k_max = n_modes if n_modes is not None else (n_particles / 2 if n_particles else np.inf)
+    return k_low ** (2 * s - 2), (k_max / k_margin) ** (2 * s - 2)
+
+
+def fit_rate(times: np.ndarray, energy: np.ndarray, kind: str, floor: float = 0.0,
+             window: tuple[float, float] = (0.0, np.inf), transient_drop: float = 1e-2) -> RateFit:
     """Fit ``E(t)`` on an automatically chosen window; see the module docstring.
 
     Parameters
@@ -90,31 +107,33 @@ def fit_rate(times: np.ndarray, energy: np.ndarray, kind: str, floor: float = 0.
         Which law to fit; other kinds give an empty fit.
     floor : float
         Discretisation floor of the energy; points below ``100 * floor`` are not used.
+    window : (float, float)
+        Admissible times (:func:`fit_window`).
+    transient_drop : float
+        The transient is over once the energy fell below this fraction of its initial value
+        (exponential laws) ; for power laws the window's lower end plays this role.
     """
     empty = RateFit(kind, None, None, None, None, 0)
     if kind not in ("exponential", "power"):
         return empty
     t = np.asarray(times, dtype=float)
     e = np.asarray(energy, dtype=float)
-    usable = (t > 0) & np.isfinite(e) & (e > 0)
-    if e.size and e[0] > 0:
-        # below about 1e-13 of the start, round-off in the energy itself dominates
-        usable &= e > max(100.0 * floor, 1e-13 * e[0] if floor == 0 else 0.0)
+    usable = (t > 0) & np.isfinite(e) & (e > 100.0 * floor) & (t >= window[0]) & (t <= window[1])
+    if kind == "exponential" and e.size:
+        usable &= e <= transient_drop * e[0]
     idx = np.nonzero(usable)[0]
     if idx.size < 4:
         return empty
-    # contiguous usable run from the start, then drop its first half (the transient)
-    stop = idx[0] + np.argmax(np.diff(np.concatenate([idx, [idx[-1] + 2]])) > 1)
-    idx = idx[idx <= stop]
-    x = t[idx] if kind == "exponential" else np.log(t[idx])
-    half = x[0] + 0.5 * (x[-1] - x[0])
-    window = idx[x >= half]
-    if window.size < 3:
+    # the first contiguous usable run
+    breaks = np.nonzero(np.diff(idx) > 1)[0]
+    if breaks.size:
+        idx = idx[: breaks[0] + 1]
+    if idx.size < 4:
         return empty
-    xw = t[window] if kind == "exponential" else np.log(t[window])
-    yw = np.log(e[window])
-    slope = np.polyfit(xw, yw, 1)[0]
-    local = np.diff(yw) / np.diff(xw)
+    x = t[idx] if kind == "exponential" else np.log(t[idx])
+    y = np.log(e[idx])
+    slope = np.polyfit(x, y, 1)[0]
+    local = np.diff(y) / np.diff(x)
     value = -slope if kind == "exponential" else slope
-    return RateFit(kind, float(value), float(np.std(local)), float(t[window[0]]), float(t[window[-1]]),
-                   int(window.size))
+    return RateFit(kind, float(value), float(np.std(local)), float(t[idx[0]]), float(t[idx[-1]]),
+                   int(idx.size))

@@ -42,6 +42,8 @@ class Problem:
     uniform_target: bool
     floor: float
     summation: str | None
+    n_modes: int | None = None
+    n_particles: int | None = None
 
 
 def _measure(spec, key: str, base_dir):
@@ -103,7 +105,9 @@ def build_problem(config: Config) -> Problem:
     times = save_times(config.time.t_end, config.time.n_saves, config.time.spacing, config.time.t_first)
     return Problem(config, kernel, flow, integrator, times,
                    snapshot_indices(config.time.n_saves, config.output.snapshots),
-                   regularity, min_density, uniform_target, floor, summation)
+                   regularity, min_density, uniform_target, floor, summation,
+                   n_modes=method.n // 2 - 1 if method.kind == "spectral" else None,
+                   n_particles=flow.weights.size if method.kind == "particles" else None)
 
 
 def _regularity(initial, target) -> float | None:

@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from kmdflow import __version__
-from kmdflow.diagnostics.rates import fit_rate, predict_rate
+from kmdflow.diagnostics.rates import fit_rate, fit_window, predict_rate
 from kmdflow.experiments.build import Problem, build_problem
 from kmdflow.experiments.config import Config, ConfigError, load_config
 from kmdflow.io import trajectory_dataset, write_dataset, write_json
@@ -72,7 +72,9 @@ def run_config(config: Config | dict | str | Path, out: Path | None = None, *, p
 def make_summary(problem: Problem, traj) -> dict:
     """The content of ``summary.json``."""
     predicted = predict_rate(problem.kernel.s, problem.regularity, problem.min_density, problem.uniform_target)
-    fitted = fit_rate(np.asarray(traj.times), np.asarray(traj.series["energy"]), predicted.kind, problem.floor)
+    window = fit_window(predicted.kind, problem.kernel.s, n_modes=problem.n_modes, n_particles=problem.n_particles)
+    fitted = fit_rate(np.asarray(traj.times), np.asarray(traj.series["energy"]), predicted.kind, problem.floor,
+                      window)
     cfg = problem.config
     return {
         "status": traj.status,

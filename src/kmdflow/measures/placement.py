@@ -5,7 +5,7 @@ Conventions (positions in ``[0, 2 pi)``, densities w.r.t. ``dx / 2 pi``):
 
 The inverse cdf is the generalised inverse :math:`F^{-1}(u) = \inf\{x \ge 0 : F(x) \ge u\}`, so
 flat stretches of ``F`` (vacuum) are never landed in. Densities with a closed form
-(:meth:`~kmdflow.measures.families.Density.exact_inverse_cdf`: uniform, indicator) use it; all
+(:meth:`~kmdflow.measures.base.Density.exact_inverse_cdf`: uniform, indicator) use it; all
 others go through :func:`solve_inverse_cdf`, a vectorised bracketed Newton iteration.
 """
 
@@ -14,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from kmdflow.domains.torus import TWO_PI, grid
-from kmdflow.measures.families import Atoms, Density, MeasureError, smooth_bandwidth
+from kmdflow.measures.atoms import Atoms
+from kmdflow.measures.base import Density, MeasureError, next_pow2
+from kmdflow.measures.piecewise import smooth_bandwidth
 
 #: The largest double below ``2 pi``: positions are clipped to it so they stay in ``[0, 2 pi)``.
 LAST_POSITION = float(np.nextafter(TWO_PI, 0.0))
@@ -66,7 +68,7 @@ def solve_inverse_cdf(density: Density, u: np.ndarray, max_iter: int = 200) -> n
     Notes
     -----
     1. Tabulate ``F`` on ``2^14`` points (more for high bandwidths: 8 per shortest wavelength of
-       the smooth parts, :func:`~kmdflow.measures.families.smooth_bandwidth`);
+       the smooth parts, :func:`~kmdflow.measures.piecewise.smooth_bandwidth`);
        ``searchsorted`` gives each ``u`` a cell ``[lo, hi]`` with ``F(lo) < u <= F(hi)`` and a
        start by linear interpolation.
     2. Iterate on the unconverged points only: evaluate ``F`` and ``rho`` at ``x``, shrink the
@@ -80,7 +82,7 @@ def solve_inverse_cdf(density: Density, u: np.ndarray, max_iter: int = 200) -> n
     """
     u = np.asarray(u, dtype=float)
     shape, u = u.shape, u.reshape(-1)
-    n_nodes = min(1 << 22, _pow2(max(1 << 14, 8 * smooth_bandwidth(density))))
+    n_nodes = min(1 << 22, next_pow2(max(1 << 14, 8 * smooth_bandwidth(density))))
     nodes = np.append(grid(n_nodes), TWO_PI)
     f = np.append(density.cdf(nodes[:-1]), 1.0)
     f[0] = 0.0
@@ -193,7 +195,3 @@ def _count(n) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise MeasureError("n", f"n = {n!r}: the number of particles must be an integer >= 1")
     return int(n)
-
-
-def _pow2(n: float) -> int:
-    return 1 << max(0, int(np.ceil(np.log2(max(n, 1)))))

@@ -1,0 +1,122 @@
+r"""The base of the measure families: :class:`Density`, :class:`MeasureError` and small checks.
+
+A :class:`Density` is a probability density on :math:`T^1`; positions, the normalisation
+(w.r.t. ``dx / 2 pi``, so the uniform measure has density ``1``) and the Fourier convention are
+those of :mod:`kmdflow.domains.torus`. Every density is a probability density:
+``fourier(n)[0] == 1``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class MeasureError(ValueError):
+    """A measure that cannot be built from its parameters or file.
+
+    ``key`` names the offending parameter (``"path"``, ``"weights"``, ``"components[1].kappa"``);
+    ``message`` says what is wrong and how to fix it. ``str(err)`` is one line: ``key: message``.
+    """
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        self.message = " ".join(str(message).split())
+        super().__init__(f"{key}: {self.message}" if key else self.message)
+
+
+
+class Density(ABC):
+    """A probability density on :math:`T^1` w.r.t. ``dx / 2 pi`` (conventions: ``domains/torus``).
+
+    Subclasses give closed forms for :meth:`fourier`, :meth:`values` and :meth:`cdf`. The extra
+    members :attr:`bandwidth`, :attr:`breakpoints`, :meth:`cdf_and_values` and
+    :meth:`exact_inverse_cdf` serve :mod:`kmdflow.measures.placement`.
+    """
+
+    @abstractmethod
+    def fourier(self, n_modes: int) -> np.ndarray:
+        r"""Exact one-sided coefficients :math:`\hat\mu(0..n_{modes}-1)`, shape ``(n_modes,)``.
+
+        :math:`\hat\mu(k) = \frac{1}{2\pi}\int_0^{2\pi} e^{-ikx}\rho(x)\,dx`; ``[0]`` is the mass 1.
+        """
+
+    @abstractmethod
+    def values(self, x: np.ndarray) -> np.ndarray:
+        """Density ``rho(x)`` at any real ``x`` (periodic); same shape as ``x``."""
+
+    @abstractmethod
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        r"""Cumulative mass :math:`F(x) = \mu([0, x)) = \frac{1}{2\pi}\int_0^x \rho`; shape of ``x``.
+
+        ``F(0) = 0`` and ``F(2 pi) = 1``; outside ``[0, 2 pi]`` the lift ``F(x + 2 pi) = F(x) + 1``.
+        """
+
+    @abstractmethod
+    def min_value(self) -> float:
+        """Infimum of the density over the circle."""
+
+    @abstractmethod
+    def max_value(self) -> float:
+        """Supremum of the density over the circle."""
+
+    @abstractmethod
+    def regularity(self) -> float | None:
+        """Sobolev regularity ``r*`` of ``rho - 1`` (in ``H^r`` for ``r < r*``), ``None`` if unknown."""
+
+    @property
+    def bandwidth(self) -> float:
+        """Largest wavenumber with a non-negligible coefficient (``inf``: not band-limited)."""
+        return np.inf
+
+    @property
+    def breakpoints(self) -> np.ndarray:
+        """Points of ``[0, 2 pi)`` where the density jumps, shape ``(m,)``; empty when continuous."""
+        return np.empty(0)
+
+    def cdf_and_values(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(cdf(x), values(x))`` in one call (band-limited families share the work)."""
+        return self.cdf(x), self.values(x)
+
+    def exact_inverse_cdf(self, u: np.ndarray) -> np.ndarray | None:
+        """Closed-form ``inf {x : F(x) >= u}`` for ``u`` in ``[0, 1]``, or ``None`` if there is none."""
+        return None
+
+    def _values_on_piece(self, x: np.ndarray, ref: float) -> np.ndarray:
+        """Values at ``x`` continued from the piece (between breakpoints) that contains ``ref``."""
+        return self.values(x)
+
+
+
+def check_modes(n_modes) -> int:
+    """``n_modes`` as an ``int`` if it is an integer ``>= 1``, else :class:`MeasureError`."""
+    if isinstance(n_modes, bool) or not isinstance(n_modes, (int, np.integer)) or n_modes < 1:
+        raise MeasureError("n_modes", f"n_modes = {n_modes!r}: must be an integer >= 1")
+    return int(n_modes)
+
+
+def next_pow2(n: float) -> int:
+    """The smallest power of 2 that is ``>= n`` (``1`` for ``n <= 1``)."""
+    return 1 << max(0, int(np.ceil(np.log2(max(n, 1)))))
+
+
+def padded(coeffs: np.ndarray, n_modes: int) -> np.ndarray:
+    """``coeffs`` (shape ``(K,)``) cut or zero-padded to shape ``(n_modes,)``, complex."""
+    out = np.zeros(check_modes(n_modes), dtype=complex)
+    m = min(n_modes, coeffs.size)
+    out[:m] = coeffs[:m]
+    return out
+
+
+def require_finite(key: str, value: float) -> None:
+    """Raise :class:`MeasureError` naming ``key`` unless ``value`` is a finite number."""
+    if not np.isfinite(value):
+        raise MeasureError(key, f"{key} = {value!r}: must be a finite number")
+
+
+def require_integer(key: str, value, least: int) -> int:
+    """``value`` as an ``int`` if it is a whole number ``>= least`` (not a bool), else raise."""
+    if isinstance(value, bool) or not float(value).is_integer() or value < least:
+        raise MeasureError(key, f"{key} = {value!r}: must be an integer >= {least}")
+    return int(value)
