@@ -130,6 +130,9 @@ def fit_rate(times: np.ndarray, energy: np.ndarray, kind: str, floor: float = 0.
         idx = idx[: breaks[0] + 1]
     if idx.size < 4:
         return empty
+    if kind == "exponential":
+        # the asymptotic regime: the later two thirds of what is left
+        idx = idx[t[idx] >= t[idx[0]] + (t[idx[-1]] - t[idx[0]]) / 3.0]
     x = t[idx] if kind == "exponential" else np.log(t[idx])
     y = np.log(e[idx])
     slope = np.polyfit(x, y, 1)[0]

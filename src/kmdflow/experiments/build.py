@@ -90,11 +90,12 @@ def build_problem(config: Config) -> Problem:
             atoms = initial
         else:
             atoms = place_particles(initial, method.n, method.placement, method.seed)
+        # exact for a uniform target (MATH.md section 3); the scale of the plateau otherwise
+        floor = float(zeta(2 * kernel.s) * atoms.positions.size ** (-2 * kernel.s))
         if isinstance(target, Atoms):
             target_term = (target.positions, target.weights)
         elif uniform_target:
             target_term = None
-            floor = float(zeta(2 * kernel.s) * atoms.positions.size ** (-2 * kernel.s))
         else:
             target_term = TargetSeries(kernel.multiplier, target.fourier(TARGET_MODES), method.tol)
         try:

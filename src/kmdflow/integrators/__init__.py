@@ -16,6 +16,7 @@ from kmdflow.integrators.adaptive import (
     make_stepper,
 )
 from kmdflow.integrators.explicit import StepResult, rk_step
+from kmdflow.integrators.exponential import ExponentialScheme, etd_step, phi  # registers ETD
 from kmdflow.integrators.tableaux import SCHEMES, ButcherTableau, get_scheme, register_scheme
 
 __all__ = [

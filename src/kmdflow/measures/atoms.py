@@ -77,7 +77,21 @@ class Atoms:
 
 def atoms_from_raw(positions: np.ndarray, weights: np.ndarray | None, position_key: str,
                    weight_key: str) -> Atoms:
-    """Atoms from raw positions (wrapped) and optional raw weights (normalised; default 1/N)."""
+    """Atoms from raw positions (wrapped) and optional raw weights (normalised; default 1/N).
+
+    Parameters
+    ----------
+    positions : (N,) float
+        Any real positions; wrapped into ``[0, 2 pi)``.
+    weights : (N,) float or None
+        Positive weights, divided by their sum here; ``None`` gives ``1/N`` each.
+    position_key, weight_key : str
+        Parameter names reported in a :class:`MeasureError`.
+
+    Returns
+    -------
+    Atoms
+    """
     if weights is None:
         weights = np.ones(positions.size)
     if weights.shape != positions.shape:

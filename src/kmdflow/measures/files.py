@@ -23,8 +23,30 @@ def _resolve(path, base_dir) -> Path:
     return p
 
 
-def measure_from_file(path, weights_path=None, base_dir=None) -> Density | Atoms:
-    """``.npy`` grid values ``(n,)`` or positions ``(N, 1)``; or a result.nc's last snapshot."""
+def measure_from_file(path: str | Path, weights_path: str | Path | None = None,
+                      base_dir: str | Path | None = None) -> Density | Atoms:
+    """Read a measure from a ``.npy`` array or a previous run's ``result.nc``.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.npy`` grid values, shape ``(n,)``, or particle positions, shape ``(N, 1)``; or a
+        ``.nc`` / ``.nc4`` / ``.h5`` / ``.hdf5`` result file (its last snapshot).
+    weights_path : str or Path, optional
+        ``.npy`` particle weights, shape ``(N,)`` (positions only; default ``1/N``).
+    base_dir : str or Path, optional
+        Directory that relative paths are resolved against.
+
+    Returns
+    -------
+    Density or Atoms
+        A :class:`~kmdflow.measures.grid.GridDensity` for grid values, else :class:`Atoms`.
+
+    Raises
+    ------
+    MeasureError
+        Missing or unreadable file, wrong shape or dtype (key ``"path"`` or ``"weights_path"``).
+    """
     p = _resolve(path, base_dir)
     if not p.is_file():
         raise MeasureError("path", f"{str(p)!r} is not a file; check the path (relative paths "
