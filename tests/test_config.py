@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import math
 import pickle
+import re
 import tomllib
 from pathlib import Path
 
@@ -527,3 +528,140 @@ def test_fuzz_perturbed_valid_documents(kind, overrides):
         assert "\n" not in str(err) and err.key
     else:
         assert load_config(tomllib.loads(cfg.to_toml())) == cfg
+
+
+# ------------------------------------------------------------------------------------------
+# docs/config-reference.md agrees with the loader
+
+REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "config-reference.md"
+
+
+def reference_tables() -> list[tuple[str, list[str], list[list[str]]]]:
+    """``(heading, header cells, rows)`` of every markdown table in the reference."""
+    out, heading, current = [], "", None
+    for line in REFERENCE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            heading = line[3:]
+        if not line.startswith("|"):
+            current = None
+            continue
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if current is None:
+            current = (heading, cells, [])
+            out.append(current)
+        elif not set(line) <= set("|-"):
+            current[2].append(cells)
+    return out
+
+
+def reference_rows() -> list[tuple[str, str | None, str, str, str, str]]:
+    """``(table, kind, key, type, default, allowed)`` of every documented key."""
+    rows, kind = [], None
+    for heading, header, body in reference_tables():
+        if header[:2] == ["key", "type"]:
+            table = re.search(r"`\[(\w+)\]`", heading).group(1)
+            rows += [(table, None, *cells[:4]) for cells in body]
+        elif header[:2] == ["kind", "key"]:
+            for cells in body:
+                kind = cells[0].strip("`") or kind
+                if cells[1] != "—":
+                    rows.append(("initial", kind, *cells[1:5]))
+    return rows
+
+
+def doc_value(cell: str):
+    """A default cell as a Python value: ``None`` when unset, ``"required"`` when required."""
+    if cell.startswith("unset") or cell == "required":
+        return None if cell.startswith("unset") else "required"
+    text = re.match(r"`([^`]*)`", cell).group(1)
+    return math.pi if text == "pi" else tomllib.loads(f"v = {text}")["v"]
+
+
+#: The measure kinds of the issue and the keys each one must be given.
+MEASURE_REQUIRED = {"uniform": (), "mode": (), "perturbation": (), "von_mises": (),
+                    "mixture": ("components",), "indicator": (), "particles": ("positions",),
+                    "file": ("path",)}
+
+
+def measure_document(kind: str, data_dir: Path, **keys) -> dict:
+    """A valid config whose ``[initial]`` has ``kind``, its required keys and ``keys``."""
+    np.save(data_dir / "values.npy", np.ones(8))
+    given = {"components": [{"weight": 1.0, "kind": "uniform"}], "positions": [1.0, 2.0],
+             "path": str(data_dir / "values.npy")}
+    table = {"kind": kind, **{k: given[k] for k in MEASURE_REQUIRED[kind]}, **keys}
+    return {"initial": table, "method": {"kind": "particles"} if kind == "particles" else {}}
+
+
+def test_reference_lists_every_key_with_the_loaders_default(tmp_path):
+    rows = reference_rows()
+    plain = {(t, key.strip("`")): doc_value(default) for t, kind, key, _, default, _ in rows if kind is None}
+    resolved = load_config({"initial": {"kind": "uniform"}}).to_dict()
+    assert set(plain) == {(t, k) for t, table in resolved.items() if t not in ("initial", "target")
+                          for k in table}
+    for (table, key), value in plain.items():
+        assert resolved[table][key] == value, f"{table}.{key}"
+    documented_kinds = {kind for _, kind, *_ in rows if kind} | {"uniform"}
+    assert documented_kinds == set(MEASURE_REQUIRED)
+    for kind in sorted(documented_kinds):
+        keys = {key.strip("`"): doc_value(default) for _, k, key, _, default, _ in rows if k == kind}
+        params = load_config(measure_document(kind, tmp_path)).initial.params
+        assert set(keys) == set(params), kind
+        for key, value in keys.items():
+            if value == "required":
+                document = measure_document(kind, tmp_path)
+                del document["initial"][key]
+                with pytest.raises(ConfigError, match="missing"):
+                    load_config(document)
+            else:
+                assert params[key] == value, f"{kind}.{key}"
+
+
+def documented_bounds():
+    """``(table, kind, key, is_int, lo, lo_closed, hi, hi_closed)`` for the plain numeric ranges."""
+    number = r"(-?\d+(?:\^\d+)?)"
+    out = []
+    for table, kind, key, kind_type, _, allowed in reference_rows():
+        match = re.match(r"`(?:(>=|>) " + number + r"|([\[(])" + number + ", " + number + r"([\])]))`",
+                         allowed)
+        if match is None or "array" in kind_type or "cross-checks" in allowed:
+            continue
+        value = [None if g is None else int(g.split("^")[0]) ** int(g.split("^")[1]) if "^" in g
+                 else g for g in match.groups()]
+        if value[0]:
+            bounds = (float(value[1]), value[0] == ">=", None, False)
+        else:
+            bounds = (float(value[3]), value[2] == "[", float(value[4]), value[5] == "]")
+        out.append((table, kind, key.strip("`"), kind_type.startswith("integer"), *bounds))
+    return out
+
+
+def test_reference_ranges_are_the_loaders(tmp_path):
+    checked = documented_bounds()
+    assert len(checked) >= 20  # every numeric key of the reference with a plain range
+
+    for table, kind, key, is_int, lo, lo_closed, hi, hi_closed in checked:
+        def accepted(value):
+            document = (measure_document(kind, tmp_path, **{key: value}) if kind
+                        else {"initial": {"kind": "uniform"}, table: {key: value}})
+            try:
+                load_config(document)
+            except ConfigError as err:
+                assert err.key.endswith(key), err
+                return False
+            return True
+
+        def beside(x, up):
+            if is_int:
+                return int(x) + (1 if up else -1)
+            return float(np.nextafter(x, np.inf if up else -np.inf))
+
+        name = f"{kind or table}.{key}"
+        edge = int(lo) if is_int else lo
+        assert accepted(edge) == lo_closed, name
+        assert not accepted(beside(lo, up=False)), name
+        assert accepted(beside(lo, up=True)), name
+        if hi is not None:
+            edge = int(hi) if is_int else hi
+            assert accepted(edge) == hi_closed, name
+            assert not accepted(beside(hi, up=True)), name
+            assert accepted(beside(hi, up=False)), name

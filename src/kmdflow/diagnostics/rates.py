@@ -80,19 +80,27 @@ def predict_rate(s: float, regularity: float | None, min_density: float, uniform
 
 
 def fit_window(kind: str, s: float, *, n_modes: int | None = None, n_particles: int | None = None,
-               k_low: float = 8.0, k_margin: float = 8.0) -> tuple[float, float]:
+               regularity: float | None = None, q: float | None = None, k_low: float = 8.0,
+               k_margin: float = 8.0) -> tuple[float, float]:
     """Time window where the predicted law is asymptotic and not yet spoiled by the discretisation.
 
-    Near a uniform target mode ``k`` decays at rate ``k^(2-2s)`` (MATH.md section 3), so at time
-    ``t`` the energy sits in modes ``k* ~ t^(1/(2s-2))``. The power law needs
-    ``k_low <= k* <= K / k_margin``, ``K`` the highest resolved mode (``n/2 - 1`` on a grid,
-    ``N/2`` for particles): ``t in [k_low^(2s-2), (K/k_margin)^(2s-2)]``. Exponential laws
-    (``s = 1``) have no such window: ``(0, inf)``, limited by the energy floors alone.
+    Near a uniform target mode ``k`` decays at rate ``k^(2-2s)`` (MATH.md section 3). With
+    ``|f_hat(k)|^2 ~ k^(-2r-1)``, the ``H^q`` norm at time ``t`` (energy: ``q = -s``) is carried by
+    ``k^(-p) exp(-2 k^(2-2s) t)``, ``p = 2r + 1 - 2q``, which peaks at
+    ``k*^(2s-2) = 4 (s-1) t / p``. The power law needs ``k_low <= k* <= K / k_margin`` (``K`` the
+    highest resolved mode: ``n/2 - 1`` on a grid, ``N/2`` for particles). Without ``regularity``,
+    ``p = 4 (s - 1)`` is used (``k* = t^(1/(2s-2))``). Exponential laws (``s = 1``) have no such
+    window: ``(0, inf)``, limited by the energy floors alone.
     """
     if kind != "power" or s <= 1:
         return 0.0, np.inf
     k_max = n_modes if n_modes is not None else (n_particles / 2 if n_particles else np.inf)
-    return k_low ** (2 * s - 2), (k_max / k_margin) ** (2 * s - 2)
+    if regularity is None or not np.isfinite(regularity):
+        p = 4 * (s - 1)
+    else:
+        p = 2 * regularity + 1 - 2 * (-s if q is None else q)
+    scale = p / (4 * (s - 1))
+    return scale * k_low ** (2 * s - 2), scale * (k_max / k_margin) ** (2 * s - 2)
 
 
 def fit_rate(times: np.ndarray, energy: np.ndarray, kind: str, floor: float = 0.0,

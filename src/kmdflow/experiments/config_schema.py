@@ -194,22 +194,40 @@ class Config:
 # Validators of the plain tables
 
 
+#: The validator of every key of the plain tables: ``(dotted key, raw value) -> value``.
 SECTION_VALIDATORS: dict[str, dict[str, Callable]] = {
-    "domain": {"kind": choice_of(("torus",), {"sphere": "the sphere comes in a later issue"}),
-               "dim": domain_dim},
-    "energy": {"kernel": choice_of(("sobolev",), {"relu": "the ReLU kernel comes in a later issue"}),
-               "s": number_in(gt=0, fix="use a positive Sobolev exponent, e.g. s = 2.0")},
-    "geometry": {"kind": choice_of(("wasserstein",), {"wfr": "Wasserstein-Fisher-Rao comes in a later issue"}),
-                 "alpha": number_in(ge=0), "beta": number_in(gt=0)},
-    "method": {"kind": choice_of(("spectral", "particles")), "n": integer_in(ge=1),
-               "integrator": nonempty_string, "summation": choice_of(("auto", "sorted", "nufft", "direct")),
-               "tol": number_in(gt=0, lt=1, fix="e.g. tol = 1e-10"),
-               "placement": choice_of(("quantile", "random")), "seed": integer_in(ge=0),
-               "dt": optional(number_in(gt=0, fix="or leave dt out for adaptive steps"))},
-    "time": {"t_end": number_in(gt=0, fix="set a positive end time"),
-             "rtol": number_in(gt=0, lt=1, fix="e.g. rtol = 1e-8"), "atol": number_in(ge=0),
-             "n_saves": integer_in(ge=2, le=10**6), "spacing": choice_of(("log", "linear")),
-             "t_first": optional(number_in(gt=0))},
+    "domain": {
+        "kind": choice_of(("torus",), {"sphere": "the sphere comes in a later issue"}),
+        "dim": domain_dim,
+    },
+    "energy": {
+        "kernel": choice_of(("sobolev",), {"relu": "the ReLU kernel comes in a later issue"}),
+        "s": number_in(gt=0, fix="use a positive Sobolev exponent, e.g. s = 2.0"),
+    },
+    "geometry": {
+        "kind": choice_of(("wasserstein",),
+                          {"wfr": "Wasserstein-Fisher-Rao comes in a later issue"}),
+        "alpha": number_in(ge=0),
+        "beta": number_in(gt=0),
+    },
+    "method": {
+        "kind": choice_of(("spectral", "particles")),
+        "n": integer_in(ge=1),
+        "integrator": nonempty_string,
+        "summation": choice_of(("auto", "sorted", "nufft", "direct")),
+        "tol": number_in(gt=0, lt=1, fix="e.g. tol = 1e-10"),
+        "placement": choice_of(("quantile", "random")),
+        "seed": integer_in(ge=0),
+        "dt": optional(number_in(gt=0, fix="or leave dt out for adaptive steps")),
+    },
+    "time": {
+        "t_end": number_in(gt=0, fix="set a positive end time"),
+        "rtol": number_in(gt=0, lt=1, fix="e.g. rtol = 1e-8"),
+        "atol": number_in(ge=0),
+        "n_saves": integer_in(ge=2, le=10**6),
+        "spacing": choice_of(("log", "linear")),
+        "t_first": optional(number_in(gt=0)),
+    },
     "output": {"snapshots": integer_in(ge=2, le=10**4), "checkpoint_every": number_in(gt=0)},
 }
 
@@ -249,18 +267,33 @@ def mode_k(key: str, value: object) -> int:
     return integer_in(ge=1)(key, value)
 
 
+#: ``(default, validator)`` of every key of each measure kind (``kind`` itself aside).
 MEASURE_KEYS: dict[str, dict[str, tuple[object, Callable]]] = {
     "uniform": {},
-    "mode": {"k": (1, mode_k),
-             "amplitude": (0.5, number_in(ge=-1, le=1, fix="|amplitude| > 1 makes the density negative"))},
-    "perturbation": {"amplitude": (0.3, number_in(ge=0, le=1, fix="amplitude > 1 allows a negative density")),
-                     "decay": (2.0, number_in(gt=0)), "seed": (0, integer_in(ge=0)),
-                     "modes": (64, integer_in(ge=1, le=100_000))},
-    "von_mises": {"loc": (0.0, number_in()), "kappa": (1.0, number_in(ge=0, le=700, fix="exp(kappa) overflows beyond 700"))},
-    "indicator": {"start": (0.0, number_in()), "stop": (math.pi, number_in()),
-                  "floor": (0.0, number_in(ge=0, lt=1, fix="floor is the density outside the patch"))},
+    "mode": {
+        "k": (1, mode_k),
+        "amplitude": (0.5, number_in(ge=-1, le=1,
+                                     fix="|amplitude| > 1 makes the density negative")),
+    },
+    "perturbation": {
+        "amplitude": (0.3, number_in(ge=0, le=1, fix="amplitude > 1 allows a negative density")),
+        "decay": (2.0, number_in(gt=0)),
+        "seed": (0, integer_in(ge=0)),
+        "modes": (64, integer_in(ge=1, le=100_000)),
+    },
+    "von_mises": {
+        "loc": (0.0, number_in()),
+        "kappa": (1.0, number_in(ge=0, le=700, fix="exp(kappa) overflows beyond 700")),
+    },
+    "indicator": {
+        "start": (0.0, number_in()),
+        "stop": (math.pi, number_in()),
+        "floor": (0.0, number_in(ge=0, lt=1, fix="floor is the density outside the patch")),
+    },
     "mixture": {"components": (REQUIRED, None)},
-    "particles": {"positions": (REQUIRED, float_array),
-                  "weights": (None, optional(lambda k, v: float_array(k, v, gt=0)))},
+    "particles": {
+        "positions": (REQUIRED, float_array),
+        "weights": (None, optional(lambda k, v: float_array(k, v, gt=0))),
+    },
     "file": {"path": (REQUIRED, nonempty_string), "weights_path": (None, optional(nonempty_string))},
 }

@@ -72,7 +72,8 @@ def run_config(config: Config | dict | str | Path, out: Path | None = None, *, p
 def make_summary(problem: Problem, traj) -> dict:
     """The content of ``summary.json``."""
     predicted = predict_rate(problem.kernel.s, problem.regularity, problem.min_density, problem.uniform_target)
-    window = fit_window(predicted.kind, problem.kernel.s, n_modes=problem.n_modes, n_particles=problem.n_particles)
+    window = fit_window(predicted.kind, problem.kernel.s, n_modes=problem.n_modes,
+                        n_particles=problem.n_particles, regularity=problem.regularity)
     fitted = fit_rate(np.asarray(traj.times), np.asarray(traj.series["energy"]), predicted.kind, problem.floor,
                       window)
     cfg = problem.config

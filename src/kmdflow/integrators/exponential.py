@@ -49,7 +49,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from kmdflow.integrators.adaptive import OdeProblem, advance
+from kmdflow.integrators.adaptive import OdeProblem, advance, rms_norm
 from kmdflow.integrators.explicit import Rhs, StepResult
 from kmdflow.integrators.tableaux import register_scheme
 
@@ -386,7 +386,15 @@ def _advance_exponential(scheme: ExponentialScheme, problem: OdeProblem, t: floa
     y_mid = etd_step(scheme, problem.linear, problem.rhs, t, y, 0.5 * h, n0)
     y_half = etd_step(scheme, problem.linear, problem.rhs, t + 0.5 * h, y_mid, 0.5 * h)
     error = (y_half - y_full) / (2.0**scheme.order - 1.0)
-    return StepResult(y=y_half, error=error, k_last=None, k_first=n0)
+    return StepResult(y=y_half, error=error * _decay_factor(y, y_half), k_last=None, k_first=n0)
+
+
+def _decay_factor(y: np.ndarray, y_new: np.ndarray) -> float:
+    """``||y|| / ||y_new||`` when the state shrank over the step (and is not all zero), else 1."""
+    before, after = rms_norm(y), rms_norm(y_new)
+    if 0.0 < after < before:
+        return before / after
+    return 1.0
 
 
 for _scheme in (ETD1, ETDRK2, ETDRK4):

@@ -1,4 +1,4 @@
-r"""Build a measure from a config's ``kind`` and parameters: :func:`make_measure`, :data:`KIND_KEYS`.
+r"""Build a measure from a config's kind and parameters: :func:`make_measure`, :data:`KIND_KEYS`.
 
 The kinds, their densities (w.r.t. ``dx / 2 pi``, conventions of :mod:`kmdflow.domains.torus`)
 and their regularity are listed in :mod:`kmdflow.measures`.
