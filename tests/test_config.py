@@ -451,7 +451,7 @@ def test_weights_file_must_match(tmp_path):
 
 
 def test_result_file_is_read_as_its_last_snapshot_kind(tmp_path):
-    xr = pytest.importorskip("xarray")
+    import xarray as xr
     positions = np.zeros((2, 5, 1))
     xr.Dataset({"positions": (("snapshot_time", "particle", "coord"), positions)}).to_netcdf(
         tmp_path / "result.nc", engine="scipy")

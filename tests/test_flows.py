@@ -73,7 +73,7 @@ def test_particles_s1_match_closed_form(summation):
     assert np.max(wrapped_distance(got, want)) < 1e-9
 
 
-@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+@pytest.mark.parametrize("scheme", sorted(n for n, sc in SCHEMES.items() if not getattr(sc, "needs_linear", False)))
 def test_every_scheme_has_its_order_on_exact_particle_solution(scheme):
     """Fixed steps on exact solution 2: log-log slope of the error within 0.2 of the declared order."""
     rng = np.random.default_rng(3)
@@ -86,7 +86,7 @@ def test_every_scheme_has_its_order_on_exact_particle_solution(scheme):
     errors = []
     for dt in steps:
         flow = ParticleFlow1D(SobolevKernel(1.0), x0, np.full(16, 1 / 16), None, "sorted")
-        traj = run(flow, 1.0, integrator=scheme, dt=dt, rtol=1e-30 if SCHEMES[scheme].b_low is not None else 1e-8)
+        traj = run(flow, 1.0, integrator=scheme, dt=dt, rtol=1e-8)
         errors.append(np.max(np.abs(traj.final_state - want)))
     slope = np.polyfit(np.log(steps), np.log(errors), 1)[0]
     assert abs(slope - order) < 0.2, (scheme, slope, errors)

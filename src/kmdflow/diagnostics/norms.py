@@ -1,4 +1,4 @@
-r"""Sobolev norms ``||f||_(H^q)`` of grid deviations and of particle measures minus a target (d = 1).
+r"""Sobolev norms ``||f||_(H^q)`` of grid deviations and of particles minus a target (d = 1).
 
 Fourier and measure conventions: :mod:`kmdflow.domains.torus`. All norms here are the homogeneous
 (semi)norm that ignores the mass mode,
@@ -10,7 +10,9 @@ so ``||mu - nu||_(H^-s)^2 = 2 E`` for the Sobolev energy ``E`` of MATH.md sectio
 Grid deviations (:func:`grid_sobolev_norm`) take one-sided coefficients, any real ``q``.
 
 Particle measures (:func:`particle_sobolev_norm`) lie in ``H^q`` only for ``q < -1/2``. Four
-routes, chosen by ``method="auto"`` in this order:
+routes; ``method="auto"`` takes ``"exact"`` or ``"cdf"`` where they apply, then ``"pair"`` for
+an atomic target with at most :data:`PAIR_BUDGET` pairs, then ``"fourier"`` if its cutoff is
+at most :data:`MAX_MODES`, then ``"pair"`` for an atomic target whatever its size:
 
 ``"exact"``
     integer ``s = -q``, target uniform or atoms: ``2 * atomic_energy`` (piecewise-polynomial
@@ -18,23 +20,29 @@ routes, chosen by ``method="auto"`` in this order:
     keeps full relative precision at equilibrium).
 ``"cdf"``
     ``q = -1``, density (or uniform) target: ``g = 2 pi (D - mean D)`` with
-    ``D(x) = mu([0, x)) - nu([0, x)) - (mu(T) - nu(T)) x / 2 pi`` has ``g_hat(k) = m_hat(k) / (ik)``,
-    so ``||m||_(H^-1)^2 = mean(g^2) = 2 pi int_0^(2 pi) (D - mean D)^2 dx`` (Parseval). Integrated
-    by Gauss-Legendre panels cut at the atoms and the density's breakpoints, panel length
-    ``<= pi / bandwidth``; ``D`` is a difference of cdfs, so no large terms cancel.
+    ``D(x) = mu([0, x)) - nu([0, x)) - (mu(T) - nu(T)) x / 2 pi`` has
+    ``g_hat(k) = m_hat(k) / (ik)``, so by Parseval
+
+        ||m||_(H^-1)^2 = mean(g^2) = 2 pi int_0^(2 pi) (D - mean D)^2 dx,
+
+    integrated by 12-point Gauss-Legendre panels cut at the atoms and the density's breakpoints,
+    panel length ``<= pi / bandwidth``. ``D`` is a difference of cdfs, so no large terms cancel:
+    exact up to round-off, full relative precision at equilibrium.
 ``"fourier"``
     any ``q < -1/2``, any target: ``2 sum_(k=1)^K k^(2q) |mu_hat(k) - nu_hat(k)|^2`` with
     ``mu_hat`` from a type-1 NUFFT (finufft) and ``nu_hat`` from the target's exact coefficients.
     The tail is certified: ``|m_hat(k)| <= |m|(T) <= B = sum|w| + nu(T)`` for every ``k``, so
 
-        0 <= tail <= 2 B^2 sum_(k > K) k^(2q) = 2 B^2 zeta(-2q, K + 1) <= 2 B^2 K^(1+2q) / (-2q - 1),
+        0 <= tail <= 2 B^2 sum_(k > K) k^(2q) = 2 B^2 zeta(-2q, K + 1)
+                    <= 2 B^2 K^(1+2q) / (-2q - 1),
 
     and ``K`` is the smallest cutoff whose bound is ``<= tol`` (an *absolute* bound on the
-    squared norm). Used when ``K <= MAX_MODES``. Particle spectra do not decay, so the bound is
-    close to sharp; near equilibrium (``||.||^2 ~ N^(2q)``) lower ``tol`` accordingly.
+    squared norm). Used when ``K <= MAX_MODES``. Particle spectra do not decay, so the tail is
+    never negligible by itself: the bound is attained by a single atom, and for ``N`` atoms of
+    weight ``1/N`` the typical tail is still about ``B^2 N`` times smaller only. Near
+    equilibrium (``||.||^2 ~ N^(2q)``) lower ``tol`` accordingly.
 ``"pair"``
-    non-integer ``s``, target uniform or atoms, when the Fourier cutoff is too large
-    (``q`` close to ``-1/2``): the pair sum ``sum_(i,j) q_i q_j K_s(X_i - X_j)`` of
+    non-integer ``s``, target uniform or atoms: the pair sum ``sum_(i,j) q_i q_j K_s(X_i - X_j)`` of
     :func:`~kmdflow.summation.energy.atomic_energy`, ``O(N^2)``, absolute error about
     ``1e-16 (sum |q|)^2``.
 
@@ -54,11 +62,14 @@ from kmdflow.kernels.sobolev import SobolevKernel
 from kmdflow.measures import Atoms, Density, Uniform
 from kmdflow.summation.energy import atomic_energy
 
-__all__ = ["grid_sobolev_norm", "particle_sobolev_norm", "fourier_cutoff", "MAX_MODES",
-           "NORM_METHODS"]
+__all__ = ["grid_sobolev_norm", "particle_sobolev_norm", "atom_coefficients", "fourier_cutoff",
+           "MAX_MODES", "NORM_METHODS", "PAIR_BUDGET"]
 
 #: Largest Fourier cutoff of the ``"fourier"`` route (a NUFFT of ``2^22`` modes, about 2 s).
 MAX_MODES = 1 << 21
+#: Largest number of pairs for which ``"auto"`` prefers the pair sum (non-integer ``s``, atomic
+#: target): about 0.2 s here, and round-off accuracy instead of ``tol``.
+PAIR_BUDGET = 4_000_000
 #: Requested NUFFT precision (finufft reaches about 1e-14 relative to ``sum |w|``).
 NUFFT_EPS = 1e-14
 #: Routes of :func:`particle_sobolev_norm`.
@@ -199,7 +210,8 @@ def particle_sobolev_norm(positions, weights, target, q: float, tol: float = 1e-
     if not (math.isfinite(tol) and tol > 0):
         raise ValueError(f"tol={tol!r} must be a positive finite number; pass e.g. tol=1e-10")
     if method not in NORM_METHODS:
-        raise ValueError(f"method={method!r} is not a route; choose one of {', '.join(NORM_METHODS)}")
+        raise ValueError(f"method={method!r} is not a route; choose one of "
+                         f"{', '.join(NORM_METHODS)}")
     x, w = _particles(positions, weights)
     nu = _target(target)
     s = -q
@@ -212,6 +224,8 @@ def particle_sobolev_norm(positions, weights, target, q: float, tol: float = 1e-
             method = "exact"
         elif s == 1.0:
             method = "cdf"
+        elif atomic_target and (x.size + _size(nu)) ** 2 <= PAIR_BUDGET:
+            method = "pair"
         elif fourier_cutoff(q, tol, bound) <= MAX_MODES:
             method = "fourier"
         elif atomic_target:
@@ -319,7 +333,8 @@ def _cdf_norm(x: np.ndarray, w: np.ndarray, density: Density) -> float:
 
 
 def _panels(cuts: np.ndarray, bandwidth: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Legendre nodes and weights on ``[0, 2 pi]`` split at ``cuts`` and every ``pi/bandwidth``."""
+    """Gauss-Legendre nodes and weights on ``[0, 2 pi]``, panels cut at ``cuts`` and every
+    ``pi / bandwidth`` (at most ``pi / 8``)."""
     step = min(np.pi / 8.0, np.pi / max(1.0, bandwidth))
     uniform = np.linspace(0.0, TWO_PI, int(np.ceil(TWO_PI / step)) + 1)
     edges = np.unique(np.concatenate([uniform, np.clip(cuts, 0.0, TWO_PI)]))
@@ -344,6 +359,10 @@ def _breakpoints(density: Density) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ validation
+
+def _size(nu) -> int:
+    return nu.size if isinstance(nu, Atoms) else 0
+
 
 def _finite_real(value, name: str) -> float:
     try:

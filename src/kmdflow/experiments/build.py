@@ -20,8 +20,9 @@ from kmdflow.kernels.sobolev import SobolevKernel
 from kmdflow.measures import Atoms, MeasureError, make_measure, place_particles
 from kmdflow.solve import save_times, snapshot_indices
 
-#: The scheme ``integrator = "auto"`` stands for.
-AUTO_INTEGRATOR = "dopri5"
+#: The scheme ``integrator = "auto"`` stands for, per method: the spectral solver treats its stiff
+#: linear part exactly (the step can grow with t); particles are not stiff for s >= 1.
+AUTO_INTEGRATOR = {"spectral": "etdrk4", "particles": "dopri5"}
 
 #: Fourier modes used to represent a density target seen by particles (cut by ``method.tol``).
 TARGET_MODES = 1 << 16
@@ -59,7 +60,7 @@ def build_problem(config: Config) -> Problem:
     initial = _measure(config.initial, "initial", config.source_dir)
     target = _measure(config.target, "target", config.source_dir)
     method = config.method
-    integrator = AUTO_INTEGRATOR if method.integrator == "auto" else method.integrator
+    integrator = AUTO_INTEGRATOR[method.kind] if method.integrator == "auto" else method.integrator
     if integrator not in SCHEMES:
         import difflib
 
@@ -67,7 +68,7 @@ def build_problem(config: Config) -> Problem:
         hint = f"did you mean {near[0]!r}? " if near else ""
         raise ConfigError("method.integrator", f"unknown scheme {integrator!r}; {hint}choose one of "
                           f"{', '.join(['auto', *SCHEMES])}")
-    if SCHEMES[integrator].b_low is None and method.dt is None:
+    if not SCHEMES[integrator].embedded and method.dt is None:
         raise ConfigError("method.integrator", f"{integrator!r} has no error estimate; set method.dt "
                           "or use an adaptive scheme such as 'dopri5'")
     uniform_target = config.target.kind == "uniform"
@@ -83,6 +84,9 @@ def build_problem(config: Config) -> Problem:
         modes = method.n // 2
         flow = SpectralFlow1D(kernel.multiplier, initial.fourier(modes), target.fourier(modes), method.n)
     else:
+        if getattr(SCHEMES[integrator], "needs_linear", False):
+            raise ConfigError("method.integrator", f"{integrator!r} is an exponential scheme for the "
+                              "spectral method; use 'dopri5' (or 'auto') with particles")
         if kernel.s <= 0.5:
             raise ConfigError("energy.s", f"particles need s > 1/2 for a finite energy (got {kernel.s}); "
                               "use method.kind = \"spectral\"")

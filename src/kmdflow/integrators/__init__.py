@@ -21,6 +21,9 @@ from kmdflow.integrators.tableaux import SCHEMES, ButcherTableau, get_scheme, re
 
 __all__ = [
     "SCHEMES",
+    "ExponentialScheme",
+    "etd_step",
+    "phi",
     "ButcherTableau",
     "IntegratorError",
     "NonFiniteState",

@@ -1,0 +1,445 @@
+"""Tests of the exponential (ETD) schemes against answers derived independently of the code.
+
+- phi-functions and the ETDRK4 weights against mpmath (``phi_k(z) = 1F1(1; k+1; z) / k!``, 40
+  digits), which shares no formula with the Taylor/closed-form split of the module.
+- Convergence orders against exact solutions of a system with stiff (``-1e3``) and mild complex
+  linear rates and nonlinear, non-autonomous parts (Bernoulli equations, exponential forcing,
+  ``cos(t) y``, a stiff mode driven by the square of a mild one).
+- Exactness of the linear part against ``mpmath.exp``.
+- Adaptive runs to ``t = 1e6`` against Bernoulli closed forms, and against a fine-step reference
+  (a geometric grid, halved, with Richardson extrapolation) for a mode-coupling nonlinearity.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from kmdflow.integrators import SCHEMES, OdeProblem, advance, get_scheme, make_stepper
+from kmdflow.integrators.adaptive import rms_norm
+from kmdflow.integrators.exponential import (
+    CACHE_SIZE,
+    ETDRK4,
+    ExponentialScheme,
+    PhiCombination,
+    etd_step,
+    phi,
+)
+
+import mpmath as mp  # noqa: E402  (a test dependency)
+
+ETD_NAMES = ["etd1", "etdrk2", "etdrk4"]
+
+
+def fitted_slope(x, y):
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# phi-functions
+# ---------------------------------------------------------------------------------------------
+
+
+def phi_reference(k, z):
+    """phi_k(z) = 1F1(1; k + 1; z) / k! in 40-digit arithmetic."""
+    with mp.workdps(40):
+        return mp.hyp1f1(1, k + 1, mp.mpc(z)) / mp.factorial(k)
+
+
+def combination_reference(coefficients, z):
+    """``sum_m c_m phi_m(z)`` and ``sum_m |c_m phi_m(z)|``, summed in 40-digit arithmetic."""
+    with mp.workdps(40):
+        terms = [c * phi_reference(m, z) for m, c in enumerate(coefficients, start=1)]
+        return mp.fsum(terms), mp.fsum(abs(t) for t in terms)
+
+
+def relative_error(value, reference, scale=None):
+    """``|value - reference| / scale`` (default ``|reference|``) in 40-digit arithmetic."""
+    with mp.workdps(40):
+        scale = abs(reference) if scale is None else scale
+        return float(abs(mp.mpc(complex(value)) - reference) / scale)
+
+
+# 4 points per decade, plus a dense band around the Taylor/closed-form switch
+MAGNITUDES = np.union1d(np.logspace(-12, 4, 65), np.logspace(-1, 1, 41))
+
+
+def _sample_points():
+    """Real axis both ways (positive side below overflow) and rays into the left half-plane."""
+    rays = [np.exp(1j * a) * MAGNITUDES for a in (0.55 * np.pi, 0.75 * np.pi, 0.9 * np.pi)]
+    right = np.exp(0.25j * np.pi) * MAGNITUDES[MAGNITUDES < 100]
+    return [-MAGNITUDES, MAGNITUDES[MAGNITUDES < 700], *rays, right]
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_phi_matches_mpmath_to_relative_1e_14(k):
+    worst = 0.0
+    for z in _sample_points():
+        if k == 0:
+            z = z[np.abs(z) < 700]  # e^z is not representable beyond
+        got = phi(k, z)
+        assert got.shape == z.shape
+        assert got.dtype == (np.complex128 if np.iscomplexobj(z) else np.float64)
+        worst = max(worst, max(relative_error(g, phi_reference(k, v)) for g, v in zip(got, z)))
+    assert worst < 1e-14
+    # z = 0 exactly, scalar and array
+    assert phi(k, 0.0) == 1.0 / math.factorial(k)
+    np.testing.assert_array_equal(phi(k, np.zeros(3, complex)), np.full(3, 1.0 / math.factorial(k)))
+
+
+def test_phi_limits_and_validation():
+    # phi_k(-inf) = 0 for k >= 1: the closed form has no overflow of z^k
+    np.testing.assert_allclose(phi(3, np.array([-1e200, -np.inf])), [5e-201, 0.0], rtol=1e-15)
+    np.testing.assert_allclose(phi(1, -1e200), 1e-200, rtol=1e-15)
+    assert np.isnan(phi(2, np.nan))
+    with pytest.raises(ValueError, match="phi: k must be an integer >= 0, got -1"):
+        phi(-1, 1.0)
+    with pytest.raises(ValueError, match="at least one coefficient"):
+        PhiCombination([])
+
+
+#: ETDRK4 weights b_u, b_a = b_b, b_c -> whether they are O(1/z^2) for large |z| (their phi_m
+#: terms are O(1/z) and cancel); b_c = 4 phi_3 - phi_2 ~ -1/z does not cancel.
+ETDRK4_WEIGHTS = {(1, -3, 4): True, (0, 2, -4): True, (0, -1, 4): False}
+
+
+@pytest.mark.parametrize("coefficients", list(ETDRK4_WEIGHTS))
+def test_etdrk4_weights_keep_relative_accuracy(coefficients):
+    weight = PhiCombination(coefficients)
+    worst_far, worst_near = 0.0, 0.0
+    naive_far = 0.0
+    for z in _sample_points():
+        got = weight(z)
+        naive = sum(c * phi(m, z) for m, c in enumerate(coefficients, start=1))
+        for zz, g, n in zip(z, got, naive):
+            exact, scale = combination_reference(coefficients, zz)
+            if abs(zz) >= 10 and zz.real <= 0:
+                worst_far = max(worst_far, relative_error(g, exact))
+                naive_far = max(naive_far, relative_error(n, exact))
+            else:
+                # near its zeros a combination has no relative accuracy; measure against its terms
+                worst_near = max(worst_near, relative_error(g, exact, scale))
+    assert worst_far < 1e-14
+    assert worst_near < 2e-15
+    if ETDRK4_WEIGHTS[coefficients]:
+        # summing separately rounded phi_m (size 1/z) loses the O(1/z^2) combination
+        assert naive_far > 1e-13
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry and arguments
+# ---------------------------------------------------------------------------------------------
+
+
+def test_registry_holds_the_etd_schemes():
+    for name, order in (("etd1", 1), ("etdrk2", 2), ("etdrk4", 4)):
+        scheme = get_scheme(name)
+        assert scheme is SCHEMES[name] and isinstance(scheme, ExponentialScheme)
+        assert scheme.order == order and scheme.error_order == order
+        assert scheme.needs_linear and scheme.embedded and not scheme.fsal
+        assert scheme.error_estimate_order == order + 1
+    with pytest.raises(AttributeError):
+        ETDRK4.order = 5
+    with pytest.raises(ValueError, match="name must be one of etd1, etdrk2, etdrk4, got 'etd9'"):
+        ExponentialScheme("etd9", order=9, stages=9)
+
+
+def test_the_linear_part_is_required():
+    with pytest.raises(ValueError, match="integrator 'etdrk4' needs the diagonal linear part: "
+                                         "pass linear=<array>"):
+        make_stepper("etdrk4", lambda t, y: -y)
+    with pytest.raises(ValueError, match="needs the diagonal linear part"):
+        advance(ETDRK4, OdeProblem(rhs=lambda t, y: -y), 0.0, np.ones(2), 0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exactness of the linear part
+# ---------------------------------------------------------------------------------------------
+
+L_EXACT = np.array([-1e3, -1e3 + 10j, -1 + 2j, 0.3j, 0.0, -0.5, 2.0])
+
+
+def _zero(t, y):
+    return np.zeros_like(y)
+
+
+@pytest.mark.parametrize("name", ETD_NAMES)
+@pytest.mark.parametrize("h", [1e-6, 0.37, 1.0, 1e3, 1e8])
+def test_one_step_with_zero_rhs_is_exp_lt(name, h):
+    y0 = np.array([1.0, 0.5 - 0.5j, 2.0j, -1.0, 0.25 + 1j, 3.0, 1e-3])
+    linear = L_EXACT if h < 1e3 else L_EXACT[:-1]  # e^(2 h) overflows for the large steps
+    y0 = y0[:linear.size]
+    z = h * linear  # the floating-point argument; halving it is exact
+    exact = np.array([complex(mp.exp(mp.mpc(complex(zz))) * mp.mpc(complex(v)))
+                      for zz, v in zip(z, y0)])
+    scheme = SCHEMES[name]
+    plain = etd_step(scheme, linear, _zero, 0.0, y0, h)
+    np.testing.assert_allclose(plain, exact, rtol=1e-14, atol=0.0)
+    stepper = make_stepper(name, _zero, linear=linear, dt_fixed=h)
+    t, doubled, info = stepper.step(0.0, y0, np.inf)
+    assert t == h and info["error_norm"] < 1e-8  # full and half steps agree to round-off
+    np.testing.assert_allclose(doubled, exact, rtol=1e-14, atol=0.0)
+
+
+def test_with_zero_rhs_the_step_grows_geometrically():
+    # the full and half steps agree to round-off, so the scaled error is <= 1e-6 at rtol = 1e-8;
+    # the PI controller then grows the step by at least
+    # safety * (1e-6)^(-alpha/k) * (1e-4)^(beta/k) = 0.9 * 10^(6 * 0.14) * 10^(-4 * 0.08) = 2.98
+    stepper = make_stepper("etdrk4", _zero, linear=L_EXACT[:-1], rtol=1e-8, dt_initial=1e-3)
+    t, y0 = 0.0, np.ones(L_EXACT.size - 1, complex)
+    y, dts, exact = y0, [], y0
+    for _ in range(12):
+        t, y, info = stepper.step(t, y)
+        dts.append(info["dt"])
+        exact = np.exp(L_EXACT[:-1] * info["dt"]) * exact  # each step is exact for its dt
+        assert info["error_norm"] <= 1e-6
+    assert np.all(np.array(dts[1:]) / np.array(dts[:-1]) >= 2.98)
+    assert stepper.n_rejected == 0 and t > 1e5
+    np.testing.assert_allclose(y, exact, rtol=1e-13, atol=0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixed-step order on an exact solution with stiff and mild rates
+# ---------------------------------------------------------------------------------------------
+
+L_ORDER = np.array([-1e3, -1e3 + 10j, -1 + 2j, 0.3j, -0.5, 0.0, -20.0])
+EPS, C3, W1, W6 = 0.7, -0.4, 3.0, 2.0
+Y_ORDER = np.array([0.2, 1.0, 0.5 + 0.2j, 0.6 - 0.3j, 0.8, 0.3 - 0.4j, 0.3], dtype=complex)
+STIFF = slice(0, 2)
+MILD = slice(2, None)
+NONSTIFF = slice(2, 6)  # |h L| <= 0.23 for h <= 0.1
+
+
+def nonlinear_order(t, y):
+    """Stiff mode 0 driven by y_3^2; stiff mode 1 and mild mode 6 forced; Bernoulli modes 2, 4;
+    mode 3 with a constant extra rate; mode 5 with rate cos(t)."""
+    return np.array([y[3] ** 2, np.exp(1j * W1 * t), EPS * y[2] ** 2, C3 * y[3], -y[4] ** 2,
+                     np.cos(t) * y[5], np.exp(1j * W6 * t)])
+
+
+def _bernoulli(rate, eps, y0, t):
+    """y' = rate y + eps y^2: 1/y solves a linear equation."""
+    decay = np.exp(rate * t)
+    return decay / ((1.0 / y0 + eps / rate) - (eps / rate) * decay)
+
+
+def _forced(rate, omega, amplitude, y0, t):
+    """y' = rate y + amplitude exp(omega t)."""
+    def particular(s):
+        return amplitude * np.exp(omega * s) / (omega - rate)
+    return np.exp(rate * t) * (y0 - particular(0.0)) + particular(t)
+
+
+def exact_order(t):
+    mu = L_ORDER[3] + C3
+    return np.array([
+        _forced(L_ORDER[0], 2 * mu, Y_ORDER[3] ** 2, Y_ORDER[0], t),
+        _forced(L_ORDER[1], 1j * W1, 1.0, Y_ORDER[1], t),
+        _bernoulli(L_ORDER[2], EPS, Y_ORDER[2], t),
+        Y_ORDER[3] * np.exp(mu * t),
+        _bernoulli(L_ORDER[4], -1.0, Y_ORDER[4], t),
+        Y_ORDER[5] * np.exp(np.sin(t)),
+        _forced(L_ORDER[6], 1j * W6, 1.0, Y_ORDER[6], t)])
+
+
+def _fixed_step_errors(name, counts, t_end=1.0):
+    scheme = SCHEMES[name]
+    errors = []
+    for n in counts:
+        h = t_end / n
+        y = Y_ORDER.copy()
+        for i in range(n):
+            y = etd_step(scheme, L_ORDER, nonlinear_order, i * h, y, h)
+        errors.append(np.abs(y - exact_order(t_end)))
+    return np.array(errors)
+
+
+@pytest.mark.parametrize("name", ETD_NAMES)
+def test_fixed_step_order_with_stiff_and_mild_rates(name):
+    order = SCHEMES[name].order
+    counts = np.round({1: 64, 2: 32, 4: 16}[order] * 2.0 ** (np.arange(6) / 2)).astype(int)
+    errors = _fixed_step_errors(name, counts)
+    total = errors.max(axis=1)
+    assert total.min() > 1e-13
+    slope = fitted_slope(1.0 / counts, total)
+    assert abs(slope - order) < 0.3, (name, slope, total)
+    # The stiff modes (|h L| = 10 .. 60 here) converge more slowly, a known property of these
+    # schemes (order reduction; Hochbruck & Ostermann, SIAM J. Numer. Anal. 43, 2005), but their
+    # error carries a factor 1/|h L| and stays below that of the mild modes at every step size.
+    stiff, mild = errors[:, STIFF].max(axis=1), errors[:, MILD].max(axis=1)
+    assert np.all(stiff < mild)
+    if name == "etdrk4":
+        assert fitted_slope(1.0 / counts, stiff) > 2.0  # stiff order 2 for Cox--Matthews
+
+
+@pytest.mark.parametrize("name", ETD_NAMES)
+def test_plain_step_keeps_shape_and_dtype(name):
+    scheme = SCHEMES[name]
+    y = np.linspace(0.1, 0.9, 24).reshape(3, 8)
+    linear = -np.arange(1.0, 9.0)
+    out = etd_step(scheme, linear, lambda t, v: 0.5 * v * v, 0.0, y, 0.1)
+    assert out.shape == (3, 8) and out.dtype == np.float64
+    np.testing.assert_array_equal(y, np.linspace(0.1, 0.9, 24).reshape(3, 8))  # untouched
+    # each row is an independent copy of the same problem
+    row = etd_step(scheme, linear, lambda t, v: 0.5 * v * v, 0.0, y[1], 0.1)
+    np.testing.assert_allclose(out[1], row, rtol=1e-15)
+    out_c = etd_step(scheme, linear, lambda t, v: 0.5 * v * v, 0.0, y + 0j, 0.1)
+    assert out_c.dtype == np.complex128
+
+
+# ---------------------------------------------------------------------------------------------
+# Step-doubling error estimate
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ETD_NAMES)
+def test_doubling_estimate_has_its_order_and_matches_the_true_error(name):
+    scheme = SCHEMES[name]
+    problem = OdeProblem(rhs=nonlinear_order, linear=L_ORDER)
+    t0 = 0.3
+    y0 = exact_order(t0)
+    steps = 0.1 * 2.0 ** (-np.arange(5) / 2)
+    estimates, mismatch = [], []
+    for h in steps:
+        res = advance(scheme, problem, t0, y0, h)
+        true_error = exact_order(t0 + h) - res.y
+        estimates.append(rms_norm(res.error[NONSTIFF]))
+        # the estimate tracks the true error of the accepted solution (L = -20 included)
+        mismatch.append(rms_norm(true_error[MILD] - res.error[MILD]) / rms_norm(res.error[MILD]))
+        np.testing.assert_array_equal(res.k_first, nonlinear_order(t0, y0))
+        assert res.k_last is None
+    assert abs(fitted_slope(steps, estimates) - scheme.error_estimate_order) < 0.2
+    assert mismatch[-1] < 0.1 and mismatch[-1] < mismatch[0]
+
+
+@pytest.mark.parametrize("name", ETD_NAMES)
+def test_rhs_count_and_first_stage_reuse(name):
+    scheme = SCHEMES[name]
+    stepper = make_stepper(name, nonlinear_order, linear=L_ORDER, rtol=1e-6)
+    t, y, calls = 0.0, Y_ORDER.copy(), 0
+    while t < 2.0:
+        t, y, _ = stepper.step(t, y, 2.0 - t)
+        calls += 1
+    trials = stepper.n_accepted + stepper.n_rejected
+    # 2 for the first-step heuristic; per call N(t, y) once, shared by all its trials; per trial
+    # s - 1 for the full step, s - 1 for the first half step, s for the second
+    assert scheme.evaluations_per_trial == 3 * scheme.stages - 2
+    assert stepper.n_rhs == 2 + calls + (3 * scheme.stages - 2) * trials
+    exact = exact_order(2.0)
+    # local control of an order-(p + 1) estimate: global error ~ rtol^(p / (p + 1))
+    p = scheme.order
+    assert rms_norm(y - exact) / rms_norm(exact) < 10 * 1e-6 ** (p / (p + 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Coefficient cache
+# ---------------------------------------------------------------------------------------------
+
+
+def test_coefficients_are_cached_per_step_size_and_linear_part():
+    ETDRK4.cache.clear()
+    before = ETDRK4.cache.misses
+    linear = np.array([-1.0, -2.0 + 1j, -1e3])
+    stepper = make_stepper("etdrk4", lambda t, y: 0.1 * y * y, linear=linear, dt_fixed=0.05)
+    t, y = 0.0, np.array([0.3, 0.2j, 0.1])
+    for _ in range(10):
+        t, y, _ = stepper.step(t, y, np.inf)
+    assert ETDRK4.cache.misses - before == 2  # one full and one half step size
+    # a different linear part with the same step is recomputed, not served from the cache
+    other = np.array([-3.0, 0.5j, -10.0])
+    y1 = etd_step(ETDRK4, other, _zero, 0.0, np.ones(3, complex), 0.05)
+    assert ETDRK4.cache.misses - before == 3
+    np.testing.assert_allclose(y1, np.exp(0.05 * other), rtol=1e-15)
+    # only the last few sets are kept
+    for i in range(3 * CACHE_SIZE):
+        ETDRK4.coefficients(linear, 0.01 * (i + 1))
+    assert len(ETDRK4.cache._entries) == CACHE_SIZE
+    coefficients = ETDRK4.coefficients(linear, 0.05)
+    with pytest.raises(ValueError):
+        coefficients["E"][0] = 0.0  # shared arrays are read-only
+
+
+# ---------------------------------------------------------------------------------------------
+# Adaptive steps: geometric growth and accuracy on long runs
+# ---------------------------------------------------------------------------------------------
+
+K_ADAPT = np.arange(1, 65)
+L_ADAPT = -K_ADAPT ** (2.0 - 2 * 2.0)  # s = 2: L_k = -k^(2 - 2s)
+EPS_ADAPT = 0.5
+Y_ADAPT = 0.3 * K_ADAPT ** -2.0 * np.exp(2j * np.pi * np.random.default_rng(1).random(64))
+SAVES = np.logspace(-2, 6, 17)
+
+
+def _run_to_saves(stepper, y0, saves):
+    """Drive ``stepper`` through the save times as the driver does; states at the save times."""
+    t, y, out = 0.0, y0.copy(), []
+    for t_save in saves:
+        while t < t_save:
+            t_new, y, info = stepper.step(t, y, t_save - t)
+            t = t_save if info["clipped"] else t_new
+        out.append(y.copy())
+    return np.array(out)
+
+
+def _max_relative_error(states, references):
+    return max(rms_norm(a - b) / rms_norm(b) for a, b in zip(states, references))
+
+
+def test_adaptive_steps_grow_geometrically_and_stay_accurate_bernoulli():
+    # decoupled y_k' = L_k y_k + eps y_k^2: closed form per mode. By t = 1e6 every mode has
+    # decayed by at least e^-244, so late steps span many e-folds of the slowest mode; the error
+    # is then measured against the new (smaller) state, see the module docstring.
+    def rhs(t, y):
+        return EPS_ADAPT * y * y
+
+    exact = np.array([_bernoulli(L_ADAPT, EPS_ADAPT, Y_ADAPT, t) for t in SAVES])
+    errors, steps = [], []
+    for rtol in (1e-6, 1e-8):
+        stepper = make_stepper("etdrk4", rhs, linear=L_ADAPT, rtol=rtol, atol=0.0)
+        states = _run_to_saves(stepper, Y_ADAPT, SAVES)
+        errors.append(_max_relative_error(states, exact))
+        steps.append(stepper.n_accepted)
+        assert stepper.dt_next > 1e4
+    assert steps[1] < 300
+    assert errors[1] < 100 * 1e-8
+    assert errors[1] < errors[0] < 100 * 1e-6
+
+
+def _convolution(t, y):
+    """Quadratic mode coupling: (N y)_k = eps sum_{j + l = k, j, l >= 1} y_j y_l."""
+    out = np.zeros_like(y)
+    out[1:] = EPS_ADAPT * np.convolve(y, y)[: y.size - 1]
+    return out
+
+
+def _fine_reference(saves):
+    """Fixed ETDRK4 steps on a geometric grid (1.5% growth from 1e-3, 1119 points, save times
+    included) and on its halving, combined by Richardson extrapolation (order 4)."""
+    points = 1e-3 * (1.015 ** np.arange(1400) - 1.0) / 0.015
+    coarse = np.union1d(points[points < saves[-1]], np.concatenate([[0.0], saves]))
+    fine = np.sort(np.concatenate([coarse, 0.5 * (coarse[1:] + coarse[:-1])]))
+    results = []
+    for grid in (coarse, fine):
+        y, out = Y_ADAPT.copy(), []
+        save_set = set(saves.tolist())
+        for a, b in zip(grid[:-1], grid[1:]):
+            y = etd_step(ETDRK4, L_ADAPT, _convolution, a, y, b - a)
+            if b in save_set:
+                out.append(y.copy())
+        results.append(np.array(out))
+    coarse_states, fine_states = results
+    return fine_states + (fine_states - coarse_states) / 15.0, coarse_states, fine_states
+
+
+def test_adaptive_accuracy_against_a_fine_step_reference_with_mode_coupling():
+    saves = np.logspace(-2, 6, 9)
+    reference, coarse, fine = _fine_reference(saves)
+    # the reference is converged far below the tolerance tested
+    assert _max_relative_error(fine, reference) < 1e-8
+    rtol = 1e-8
+    stepper = make_stepper("etdrk4", _convolution, linear=L_ADAPT, rtol=rtol, atol=0.0)
+    states = _run_to_saves(stepper, Y_ADAPT, saves)
+    assert stepper.n_accepted < 300
+    assert _max_relative_error(states, reference) < 100 * rtol
