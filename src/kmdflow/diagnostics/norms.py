@@ -57,6 +57,7 @@ import math
 import numpy as np
 from scipy.special import zeta
 
+from kmdflow.measures.piecewise import smooth_bandwidth
 from kmdflow.domains.torus import TWO_PI, wrap
 from kmdflow.kernels.sobolev import SobolevKernel
 from kmdflow.measures import Atoms, Density, Uniform
@@ -326,7 +327,7 @@ def _cdf_norm(x: np.ndarray, w: np.ndarray, density: Density) -> float:
     xs, ws = x[order], w[order]
     cum = np.concatenate([[0.0], np.cumsum(ws)])
     excess = math.fsum(ws) - 1.0
-    nodes, quad = _panels(np.concatenate([xs, _breakpoints(density)]), _bandwidth(density))
+    nodes, quad = _panels(np.concatenate([xs, _breakpoints(density)]), smooth_bandwidth(density))
     d = cum[np.searchsorted(xs, nodes, side="left")] - density.cdf(nodes) - excess * nodes / TWO_PI
     mean = float(quad @ d) / TWO_PI
     return math.sqrt(TWO_PI * float(quad @ (d - mean) ** 2))
@@ -345,13 +346,6 @@ def _panels(cuts: np.ndarray, bandwidth: float) -> tuple[np.ndarray, np.ndarray]
     return nodes.ravel(), (half[:, None] * omega[None, :]).ravel()
 
 
-def _bandwidth(density: Density) -> float:
-    """Largest finite bandwidth among the density's smooth parts (0 if none)."""
-    parts = getattr(density, "components", None)
-    if parts:
-        return max(_bandwidth(c) for c in parts)
-    band = float(density.bandwidth)
-    return band if math.isfinite(band) else 0.0
 
 
 def _breakpoints(density: Density) -> np.ndarray:

@@ -50,6 +50,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.optimize import brentq
 
+from kmdflow.measures.piecewise import smooth_bandwidth
 from kmdflow.domains.torus import TWO_PI
 from kmdflow.measures import Atoms, Density, Uniform, inverse_cdf
 
@@ -269,7 +270,7 @@ def _density_cost(mu: _Sorted, density: Density, theta: float) -> float:
     """``J(theta) = sum_i int_(y_(i-1))^(y_i) (x_i - y)^2 rho(y) dy / 2 pi`` by Gauss-Legendre."""
     y = _density_quantile(density, mu.levels.astype(float) + theta)
     start = y[-1] - TWO_PI
-    band = _bandwidth(density)
+    band = smooth_bandwidth(density)
     step = min(np.pi / 8.0, np.pi / max(1.0, band))
     grid = start + np.linspace(0.0, TWO_PI, int(np.ceil(TWO_PI / step)) + 1)
     cuts = [grid, y]
@@ -300,10 +301,3 @@ def _atoms_vs_density(mu: _Sorted, density: Density) -> tuple[float, float]:
     return theta, _density_cost(mu, density, theta)
 
 
-def _bandwidth(density: Density) -> float:
-    """Largest finite bandwidth among the density's smooth parts (0 if none)."""
-    parts = getattr(density, "components", None)
-    if parts:
-        return max(_bandwidth(c) for c in parts)
-    band = float(density.bandwidth)
-    return band if math.isfinite(band) else 0.0

@@ -16,6 +16,7 @@ import numpy as np
 
 from kmdflow.experiments.report import Section, write_report
 from kmdflow.experiments.run import run_config
+from kmdflow.io import write_json
 
 
 def _run(config: dict, out: Path) -> tuple[object, dict]:
@@ -250,6 +251,66 @@ def e4_sobolev_norms(out: Path, quick: bool) -> Section:
     return sec
 
 
+# -- E5 ------------------------------------------------------------------------------------------
+def e5_pde_vs_particles(out: Path, quick: bool) -> Section:
+    """PDE vs particles (s in {1, 2}): energies overlaid, W2 between them, error vs N."""
+    from kmdflow.diagnostics import wasserstein2
+    from kmdflow.measures import Atoms, GridDensity
+
+    sizes = [256, 1024, 4096] if quick else [256, 1024, 4096, 16384]
+    initial = {"kind": "perturbation", "amplitude": 0.3, "decay": 3.0, "seed": 0, "modes": 64}
+    horizons = {1.0: 4.0, 2.0: 20.0}  # t* (the comparison time); runs go to 2 t*
+    sec = Section("E5", "PDE vs particles on the same problems")
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, (s, t_star) in zip(axes[:2], horizons.items()):
+        common = dict(n_saves=41, spacing="linear", rtol=1e-10)
+        pde_cfg = _config(s, initial, {"kind": "uniform"}, {"kind": "spectral", "n": 256 if quick else 512},
+                          2 * t_star, **common)
+        pde_cfg["output"] = {"snapshots": 41}
+        pde, _ = _run(pde_cfg, out / f"s{s:g}_pde")
+        i_star = int(np.argmin(np.abs(pde["time"].values - t_star)))
+        reference = GridDensity(pde["density"].values[i_star])
+        ax.semilogy(pde["time"], pde["energy"], "k", lw=2, label="PDE")
+        errors, distances = [], []
+        for n in sizes:
+            cfg = _config(s, initial, {"kind": "uniform"}, {"kind": "particles", "n": n}, 2 * t_star, **common)
+            cfg["output"] = {"snapshots": 41}
+            part, summary = _run(cfg, out / f"s{s:g}_particles_{n}")
+            line, = ax.semilogy(part["time"], part["energy"], lw=1, label=f"N = {n}")
+            ax.axhline(summary["floor"], color=line.get_color(), ls=":", lw=0.8)
+            e_pde, e_part = float(pde["energy"][i_star]), float(part["energy"][i_star])
+            w2 = wasserstein2(Atoms(part["positions"].values[i_star, :, 0], part["weights"].values[i_star]),
+                              reference)
+            errors.append(abs(e_part - e_pde) / e_pde)
+            distances.append(w2)
+            sec.table.append({"s": s, "N": n, "t*": float(pde["time"][i_star]), "E_pde(t*)": e_pde,
+                              "E_particles(t*)": e_part, "relative energy difference": errors[-1],
+                              "W2(particles, PDE) at t*": w2, "floor zeta(2s) N^-2s": summary["floor"]})
+        ax.axvline(pde["time"].values[i_star], color="0.7", lw=0.8)
+        ax.set_title(f"s = {s:g} (dotted: particle floors)", fontsize=9)
+        ax.set_xlabel("t")
+        ax.legend(fontsize=7)
+        for values, name, marker in ((errors, "energy", "o"), (distances, "W2", "s")):
+            slope = np.polyfit(np.log(sizes), np.log(values), 1)[0]
+            axes[2].loglog(sizes, values, marker=marker, label=f"s = {s:g} {name} (slope {slope:.2f})")
+            sec.paragraphs.append(f"s = {s:g}: {name} difference at t* decays like N^{slope:.2f}.")
+    axes[0].set_ylabel("E(t)")
+    axes[2].set_xlabel("N")
+    axes[2].set_title("particles vs PDE at t*", fontsize=9)
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "e5_pde_vs_particles.png", dpi=110)
+    plt.close(fig)
+    sec.figures.append("E5/e5_pde_vs_particles.png")
+    sec.paragraphs.insert(0,
+        "rho_0 = 1 + perturbation (amplitude 0.3, decay 3), uniform target. Particles start at the "
+        "quantiles of rho_0 (weights 1/N). At t* (grey line) we compare the energies and compute the "
+        "exact W2 distance on the circle between the particle measure and the PDE density "
+        "(quantile functions with the optimal rotation).")
+    return sec
+
+
 # -- E6 ------------------------------------------------------------------------------------------
 def e6_patch_with_vacuum(out: Path, quick: bool) -> Section:
     """s = 1 from an indicator (patch) density with vacuum: exponential convergence, vacuum shrinks."""
@@ -308,6 +369,7 @@ EXPERIMENTS = {
     "E2": e2_exponential_nonuniform,
     "E3": e3_power_laws,
     "E4": e4_sobolev_norms,
+    "E5": e5_pde_vs_particles,
     "E6": e6_patch_with_vacuum,
 }
 
@@ -330,7 +392,8 @@ def reproduce(out: Path, quick: bool = False, only: list[str] | None = None) -> 
         section = experiment(folder, quick)
         section.paragraphs.append(f"Wall time: {time.perf_counter() - t0:.1f} s.")
         sections.append(section)
+    write_json({sec.key: {"title": sec.title, "table": sec.table} for sec in sections}, out / "results.json")
     intro = (f"kmdflow reproduce{' --quick' if quick else ''}: the d = 1 experiments of issue 3 against "
              f"MATH.md section 5. Total wall time {time.perf_counter() - start:.0f} s. Each experiment's "
-             "run directories hold result.nc, summary.json and pictures.")
+             "run directories hold result.nc, summary.json and pictures; results.json holds the tables.")
     return write_report(out, "kmdflow: convergence of KMD Wasserstein flows on the circle", intro, sections)
