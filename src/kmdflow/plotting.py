@@ -29,10 +29,11 @@ def plot_energy(ds, summary: dict, path: Path) -> Path:
     exponential = predicted.get("kind") == "exponential"
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     mask = (t > 0) & (e > 0) if not exponential else e > 0
-    ax.plot(t[mask], e[mask], lw=1.6, label="energy")
-    ax.set_yscale("log")
-    if not exponential:
-        ax.set_xscale("log")
+    ax.plot(t[mask], e[mask], "o-" if mask.sum() < 3 else "-", lw=1.6, label="energy")
+    if mask.any():  # a run that failed at its first save may have nothing to draw on log axes
+        ax.set_yscale("log")
+        if not exponential:
+            ax.set_xscale("log")
     if predicted.get("value") is not None and np.any(mask):
         t0 = fitted.get("t_start") or t[mask][len(t[mask]) // 2]
         t1 = fitted.get("t_stop") or t[mask][-1]

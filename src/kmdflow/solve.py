@@ -99,12 +99,13 @@ def simulate(flow, *, integrator: str, times: np.ndarray, snapshot_at: np.ndarra
     keep = set(int(i) for i in snapshot_at)
     y = flow.initial_state()
     t = float(times[0])
+    norm = getattr(flow, "error_norm", "normwise")
     if getattr(SCHEMES[integrator], "needs_linear", False):
         # exponential schemes: the diagonal linear part exactly, the rest explicitly
         stepper = make_stepper(integrator, flow.nonlinear, linear=flow.linear, rtol=rtol, atol=atol,
-                               dt_fixed=dt)
+                               norm=norm, dt_fixed=dt)
     else:
-        stepper = make_stepper(integrator, flow.rhs, rtol=rtol, atol=atol, dt_fixed=dt)
+        stepper = make_stepper(integrator, flow.rhs, rtol=rtol, atol=atol, norm=norm, dt_fixed=dt)
     traj.record(t, flow.diagnostics(y))
     if 0 in keep:
         traj.keep(t, flow.snapshot(y))

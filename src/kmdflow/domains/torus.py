@@ -61,17 +61,11 @@ def to_fourier(values: np.ndarray) -> np.ndarray:
 def from_fourier(coeffs: np.ndarray, n: int) -> np.ndarray:
     """Grid values ``sum_k coeffs(k) exp(i k x_m)`` on ``n`` points (inverse of :func:`to_fourier`).
 
-    ``coeffs`` may hold fewer or more modes than ``n // 2 + 1``; it is truncated or zero-padded,
-    which is how spectral interpolation to a finer grid is done.
+    ``coeffs`` may hold fewer or more modes than ``n // 2 + 1``; it is zero-padded or truncated,
+    which is how spectral interpolation to a finer grid is done. A Nyquist coefficient (even ``n``)
+    enters once, through its real part.
     """
-    m = n // 2 + 1
-    c = np.zeros(m, dtype=complex)
-    k = min(m, coeffs.shape[-1])
-    c[:k] = coeffs[:k]
-    if n % 2 == 0 and coeffs.shape[-1] > m - 1:
-        # a Nyquist mode on the target grid must be real and counted once
-        c[m - 1] = c[m - 1].real
-    return sfft.irfft(c * n, n, workers=FFT_WORKERS)
+    return sfft.irfft(coeffs * n, n, workers=FFT_WORKERS)
 
 
 def fourier_series(coeffs: np.ndarray, x: np.ndarray, derivative: int = 0) -> np.ndarray:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import zeta
 
+from kmdflow.diagnostics.regularity import estimate_regularity
 from kmdflow.experiments.config import Config, ConfigError
 from kmdflow.flows.particles import ParticleFlow1D, TargetSeries
 from kmdflow.flows.spectral import SpectralFlow1D
@@ -115,15 +116,16 @@ def build_problem(config: Config) -> Problem:
                    n_particles=flow.weights.size if method.kind == "particles" else None)
 
 
-def _regularity(initial, target) -> float | None:
-    values = []
-    for measure in (initial, target):
-        if isinstance(measure, Atoms):
-            return None
-        values.append(measure.regularity())
-    if any(v is None for v in values):
+def _regularity(initial, target, n_modes: int = 4096) -> float | None:
+    """Sobolev regularity ``r`` of ``rho_0 - nu``: from the families when they know it, otherwise
+    estimated from the Fourier decay of the difference (:func:`estimate_regularity`); ``None`` for atoms."""
+    if isinstance(initial, Atoms) or isinstance(target, Atoms):
         return None
-    return min(values)
+    values = [initial.regularity(), target.regularity()]
+    if all(v is not None for v in values):
+        return min(values)
+    estimate = estimate_regularity(initial.fourier(n_modes) - target.fourier(n_modes))
+    return estimate.regularity
 
 
 def _inf(measure) -> float:

@@ -40,6 +40,10 @@ class SpectralFlow1D:
 
     representation = "grid"
 
+    #: step control measures each Fourier mode against its own size (see
+    #: :func:`kmdflow.integrators.adaptive.modewise_error_norm`)
+    error_norm = "modewise"
+
     #: ``linear`` (n/2,): the diagonal part ``-nu_bar k^2 lambda(k)``, exact for a uniform target;
     #: exponential integrators treat it exactly and :meth:`nonlinear` explicitly.
 
