@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +52,13 @@ def _attr_value(value):
     return value
 
 
-def _atomic_target(path: Path):
+def _atomic_target(path: Path) -> Path:
+    """A temporary name beside ``path`` (same file system, so the final rename is atomic).
+
+    Created by the writer itself, so the file gets the user's usual permissions (umask).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 def write_dataset(ds: xr.Dataset, path: Path) -> None:

@@ -159,7 +159,7 @@ def e2_exponential_nonuniform(out: Path, quick: bool) -> Section:
 
 # -- E3, E4 --------------------------------------------------------------------------------------
 #: grid size per s (full, quick): the power law lives for t << (n/2)^(2s-2) (MATH.md section 3)
-E3_GRIDS = {1.5: (65536, 8192), 2.0: (4096, 1024), 3.0: (1024, 256)}
+E3_GRIDS = {1.5: (32768, 8192), 2.0: (4096, 1024), 3.0: (1024, 256)}
 
 
 def _perturbation_run(s: float, a: float, quick: bool, out: Path, snapshots: int = 20):
