@@ -77,3 +77,17 @@ def _write(tmp_path, config) -> str:
     path = tmp_path / "config.toml"
     path.write_text(load_config(config).to_toml())
     return str(path)
+
+
+def test_plot_redraws_pictures_from_saved_files_only(tmp_path):
+    out = tmp_path / "out"
+    config = {"energy": {"s": 1.0}, "initial": {"kind": "von_mises", "kappa": 2.0},
+              "method": {"kind": "particles", "n": 300}, "time": {"t_end": 3.0, "n_saves": 20}}
+    assert execute(["run", _write(tmp_path, config), "--out", str(out), "--quiet"]) == 0
+    before = {name: (out / name).stat().st_size for name in ("energy.png", "state.png")}
+    for name in before:
+        (out / name).unlink()
+    (tmp_path / "config.toml").unlink()  # the pictures must come from result.nc and summary.json
+    assert execute(["plot", str(out)]) == 0
+    for name, size in before.items():
+        assert abs((out / name).stat().st_size - size) < 0.05 * size

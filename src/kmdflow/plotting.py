@@ -134,7 +134,6 @@ def plot_run(out_dir: Path, animate: bool = False) -> list[Path]:
     ds = read_result(out_dir / "result.nc")
     summary_path = out_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    paths = [plot_energy(ds, summary, out_dir / "energy.png"), plot_state(ds, out_dir / "state.png")]
     if animate:
-        raise NotImplementedError("animation arrives with issue 4")
-    return paths
+        raise ValueError("animate: animations are not available yet (issue 4)")
+    return [plot_energy(ds, summary, out_dir / "energy.png"), plot_state(ds, out_dir / "state.png")]
