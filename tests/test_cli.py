@@ -285,8 +285,8 @@ def test_missing_module_is_bad_input(tmp_path, capsys, monkeypatch):
 def test_plot_reproduce_bench_dispatch(tmp_path, capsys, monkeypatch):
     seen = {}
 
-    def plot_run(out_dir, animate=False):
-        seen["plot"] = (out_dir, animate)
+    def plot_run(out_dir):
+        seen["plot"] = out_dir
         return [out_dir / "energy.png", out_dir / "state.png"]
 
     def reproduce_suite(out, quick):
@@ -315,7 +315,7 @@ def test_plot_reproduce_bench_dispatch(tmp_path, capsys, monkeypatch):
     assert_one_error_line(err, "result.nc")
     (run_dir / "result.nc").write_bytes(b"")
     code, out, _ = cli(capsys, "plot", run_dir)
-    assert code == 0 and seen["plot"] == (run_dir, False)
+    assert code == 0 and seen["plot"] == run_dir
     assert out.split() == [str(run_dir / "energy.png"), str(run_dir / "state.png")]
     code, _, err = cli(capsys, "plot", run_dir, "--animate")  # arrives with issue 4
     assert code == 2
@@ -346,3 +346,18 @@ def test_run_end_to_end(tmp_path, capsys):
         assert ds.attrs["status"] == "completed"
         assert load_config(__import__("tomllib").loads(ds.attrs["config"])) == load_config(path)
         assert np.all(np.diff(ds["energy"].values) <= 1e-14)
+
+
+@pytest.mark.parametrize("method, key", [
+    ({"integrator": "etdrk5"}, "method.integrator"),
+    ({"integrator": "rk4"}, "method.integrator"),
+    ({"kind": "particles", "n": 100, "summation": "sorted"}, "method.summation"),
+])
+def test_check_rejects_what_run_would_reject(tmp_path, capsys, method, key):
+    from kmdflow.experiments.config import dump_toml
+
+    config = {"energy": {"s": 1.5}, "initial": {"kind": "mode"}, "method": method}
+    path = write_config(tmp_path, dump_toml(config))
+    code, _, err = cli(capsys, "check", path)
+    assert code == 2
+    assert_one_error_line(err, key)

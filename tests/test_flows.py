@@ -7,7 +7,8 @@ import pytest
 
 from kmdflow.domains import torus
 from kmdflow.flows.particles import ParticleFlow1D
-from kmdflow.flows.spectral import SpectralFlow1D, density_extrema
+from kmdflow.flows.spectral import SpectralFlow1D
+from kmdflow.measures.series import series_extrema
 from kmdflow.integrators import SCHEMES
 from kmdflow.kernels.sobolev import SobolevKernel
 from kmdflow.solve import simulate
@@ -112,14 +113,26 @@ def _smooth_spectral(s=2.0, n=128):
     return SpectralFlow1D(SobolevKernel(s).multiplier, init, target, n)
 
 
-def _smooth_particles(s=2.0, n=400):
+def _smooth_particles(s=2.0, n=400, target=None):
     from kmdflow.measures import make_measure, place_particles
 
     atoms = place_particles(make_measure("von_mises", {"loc": 0.4, "kappa": 1.5}), n, "quantile", 0)
-    return ParticleFlow1D(SobolevKernel(s), atoms.positions, atoms.weights, None, "auto")
+    return ParticleFlow1D(SobolevKernel(s), atoms.positions, atoms.weights, target, "auto")
 
 
-@pytest.mark.parametrize("make", [_smooth_spectral, _smooth_particles])
+def _particles_to_density_target():
+    from kmdflow.flows.particles import TargetSeries
+
+    return _smooth_particles(target=TargetSeries(SobolevKernel(2.0).multiplier, von_mises_hat(512, 2.0, 3.0), 1e-13))
+
+
+def _particles_to_atoms():
+    y = np.linspace(0.1, 6.0, 9)
+    return _smooth_particles(target=(y, np.full(9, 1 / 9)))
+
+
+@pytest.mark.parametrize("make", [_smooth_spectral, _smooth_particles, _particles_to_density_target,
+                                  _particles_to_atoms])
 def test_dissipation_identity_mass_and_monotone_energy(make):
     flow = make()
     h = 2e-3
@@ -147,7 +160,7 @@ def test_density_extrema_of_known_polynomial():
     c[0], c[1], c[2] = 1.0, 0.15 * np.exp(-0.37j), 0.05 * np.exp(1j)
     x = np.linspace(0, torus.TWO_PI, 2_000_001)
     p = 1 + 0.3 * np.cos(x - 0.37) + 0.1 * np.cos(2 * x + 1)
-    lo, hi = density_extrema(c)
+    lo, hi = series_extrema(c, n_grid=64, n_candidates=4)
     assert lo == pytest.approx(p.min(), abs=1e-11)
     assert hi == pytest.approx(p.max(), abs=1e-11)
 

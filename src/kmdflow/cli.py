@@ -104,8 +104,11 @@ def run(config: ConfigArg, out: OutOption,
 
 @app.command()
 def check(config: ConfigArg) -> int:
-    """Validate a config and print its resolved summary (runs nothing)."""
+    """Validate a config and print its resolved summary (builds the problem, runs nothing)."""
     cfg = load_config(config)
+    # what only building reveals (unknown scheme, a summation that cannot serve s, unreadable
+    # data) must fail here exactly as it would in `run`
+    _lazy("kmdflow.experiments.build", "build_problem", "check")(cfg)
     _print_summary(cfg, config)
     return EXIT_OK
 
@@ -124,7 +127,12 @@ def plot(directory: Annotated[Path, typer.Argument(metavar="DIR", show_default=F
     if not (directory / "result.nc").is_file():
         raise BadInput("DIR", f"{directory} holds no result.nc; pass the --out DIR of a finished run")
     plot_run = _lazy("kmdflow.plotting", "plot_run", "plot")
-    for path in plot_run(directory, animate=animate):
+    try:
+        paths = plot_run(directory)
+    except (OSError, ValueError, KeyError) as err:
+        raise BadInput("DIR", f"cannot read the results in {directory} ({type(err).__name__}: {err}); "
+                       "rerun `kmdflow run` into it") from None
+    for path in paths:
         print(path)
     return EXIT_OK
 

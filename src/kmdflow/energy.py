@@ -19,13 +19,6 @@ import numpy as np
 from kmdflow.domains import torus
 
 
-def one_sided_weights(n_modes: int) -> np.ndarray:
-    """Weights turning a one-sided sum over ``k >= 0`` into the two-sided sum over ``Z``: ``(n_modes,)``."""
-    w = np.full(n_modes, 2.0)
-    w[0] = 1.0
-    return w
-
-
 def grid_energy(deviation_hat: np.ndarray, multiplier: np.ndarray) -> float:
     """Energy ``1/2 sum_{k != 0} lambda(k) |f_hat(k)|^2`` from one-sided coefficients.
 
@@ -38,11 +31,6 @@ def grid_energy(deviation_hat: np.ndarray, multiplier: np.ndarray) -> float:
     """
     # one-sided: the k > 0 terms count twice, which cancels the 1/2
     return float(np.sum(multiplier[1:] * np.abs(deviation_hat[1:]) ** 2))
-
-
-def grid_potential_hat(deviation_hat: np.ndarray, multiplier: np.ndarray) -> np.ndarray:
-    """First variation ``psi_hat(k) = lambda(k) f_hat(k)``, shape ``(K,)``."""
-    return multiplier * deviation_hat
 
 
 def grid_dissipation(density_hat: np.ndarray, potential_hat: np.ndarray, n_quad: int) -> float:

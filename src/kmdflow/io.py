@@ -46,7 +46,7 @@ def trajectory_dataset(traj, representation: str, attrs: dict) -> xr.Dataset:
 
 def _attr_value(value):
     if value is None:
-        return "none"
+        return np.nan  # a missing number (e.g. no fitted rate); strings stay strings
     if isinstance(value, (bool, np.bool_)):
         return int(value)
     return value
@@ -75,10 +75,21 @@ def write_json(obj: dict, path: Path) -> None:
     """Write ``obj`` as indented JSON atomically."""
     tmp = _atomic_target(path)
     try:
-        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False) + "\n")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _finite(value):
+    """``NaN``/``inf`` floats become ``None`` (JSON has no such numbers)."""
+    if isinstance(value, dict):
+        return {key: _finite(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(value):

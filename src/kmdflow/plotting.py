@@ -10,7 +10,8 @@ import numpy as np
 from kmdflow.io import read_result
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (pictures are files)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,7 +22,7 @@ def _pyplot():
 
 def plot_energy(ds, summary: dict, path: Path) -> Path:
     """``energy.png``: the energy on log axes with the predicted law drawn through the fit window."""
-    plt = _pyplot()
+    plt = pyplot()
     t = ds["time"].values
     e = ds["energy"].values
     predicted = summary.get("predicted_rate", {})
@@ -91,7 +92,7 @@ def _break_wraps(times: np.ndarray, positions: np.ndarray):
 
 def plot_state(ds, path: Path) -> Path:
     """``state.png``: density snapshots over the circle, or particle trajectories and final histogram."""
-    plt = _pyplot()
+    plt = pyplot()
     times = ds["snapshot_time"].values
     colors = plt.cm.viridis(np.linspace(0, 1, len(times)))
     target = _target_density(ds)
@@ -128,12 +129,10 @@ def plot_state(ds, path: Path) -> Path:
     return path
 
 
-def plot_run(out_dir: Path, animate: bool = False) -> list[Path]:
+def plot_run(out_dir: Path) -> list[Path]:
     """Redraw ``energy.png`` and ``state.png`` of a run directory from its saved files."""
     out_dir = Path(out_dir)
     ds = read_result(out_dir / "result.nc")
     summary_path = out_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    if animate:
-        raise ValueError("animate: animations are not available yet (issue 4)")
     return [plot_energy(ds, summary, out_dir / "energy.png"), plot_state(ds, out_dir / "state.png")]

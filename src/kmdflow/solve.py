@@ -133,8 +133,10 @@ def simulate(flow, *, integrator: str, times: np.ndarray, snapshot_at: np.ndarra
             if progress is not None:
                 progress(t)
         traj.status = "completed"
-    except (IntegratorError, _Failure) as err:
-        traj.status = f"failed: {err}"
+    except (IntegratorError, _Failure, ArithmeticError, ValueError) as err:
+        # numerical faults end the run, never the data computed so far
+        traj.status = f"failed: {err}" if isinstance(err, (IntegratorError, _Failure)) \
+            else f"failed: {type(err).__name__} at t = {t:.6g}: {err}"
         if not traj.snapshot_times or traj.snapshot_times[-1] != traj.times[-1]:
             # the last saved state becomes the final snapshot
             traj.keep(traj.times[-1], flow.snapshot(y_saved))

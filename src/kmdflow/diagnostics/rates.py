@@ -141,6 +141,8 @@ def fit_rate(times: np.ndarray, energy: np.ndarray, kind: str, floor: float = 0.
     if kind == "exponential":
         # the asymptotic regime: the later two thirds of what is left
         idx = idx[t[idx] >= t[idx[0]] + (t[idx[-1]] - t[idx[0]]) / 3.0]
+        if idx.size < 4:
+            return empty
     x = t[idx] if kind == "exponential" else np.log(t[idx])
     y = np.log(e[idx])
     slope = np.polyfit(x, y, 1)[0]

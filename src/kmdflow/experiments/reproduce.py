@@ -17,6 +17,7 @@ import numpy as np
 from kmdflow.experiments.report import Section, write_report
 from kmdflow.experiments.run import run_config
 from kmdflow.io import write_json
+from kmdflow.plotting import pyplot as _pyplot
 
 
 def _run(config: dict, out: Path) -> tuple[object, dict]:
@@ -25,18 +26,17 @@ def _run(config: dict, out: Path) -> tuple[object, dict]:
     return ds, json.loads((out / "summary.json").read_text())
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _config(s, initial, target, method, t_end, n_saves=150, spacing="log", **time_keys) -> dict:
     return {"energy": {"s": s}, "initial": initial, "target": target, "method": method,
             "time": {"t_end": t_end, "n_saves": n_saves, "spacing": spacing, **time_keys}}
+
+
+def _window(fit: dict) -> str:
+    return f"[{fit['t_start']:.3g}, {fit['t_stop']:.3g}]" if fit["value"] is not None else "no fit"
+
+
+def _label(value) -> str:
+    return "no fit" if value is None else f"{value:.4g}"
 
 
 def _relative_error(measured, predicted):
@@ -64,10 +64,10 @@ def e1_exponential_uniform(out: Path, quick: bool) -> Section:
         fit = summary["fitted_rate"]
         sec.table.append({"run": name, "n": cfg["method"]["n"], "predicted rate": 2.0,
                           "fitted rate": fit["value"], "± (local spread)": fit["uncertainty"],
-                          "window": f"[{fit['t_start']:.3g}, {fit['t_stop']:.3g}]" if fit["value"] else "",
+                          "window": _window(fit),
                           "relative error": _relative_error(fit["value"], 2.0),
-                          "within 2%": (_relative_error(fit["value"], 2.0) or 1) <= 0.02})
-        ax.semilogy(ds["time"], ds["energy"], label=f"{name} (fit {fit['value']:.4f})")
+                          "within 2%": fit["value"] is not None and _relative_error(fit["value"], 2.0) <= 0.02})
+        ax.semilogy(ds["time"], ds["energy"], label=f"{name} (fit {_label(fit['value'])})")
         if summary["floor"]:
             ax.axhline(summary["floor"], ls=":", color="tab:red", lw=0.8, label=f"{name} floor ζ(2)/N²")
     t = np.linspace(0, 12, 50)
@@ -136,9 +136,9 @@ def e2_exponential_nonuniform(out: Path, quick: bool) -> Section:
         sec.table.append({"run": name, "n": cfg["method"]["n"], "bound 2 min(inf rho0, inf nu)": bound,
                           "linearised rate": linear_rate, "fitted rate": fit["value"],
                           "± (local spread)": fit["uncertainty"],
-                          "window": f"[{fit['t_start']:.3g}, {fit['t_stop']:.3g}]" if fit["value"] else "",
+                          "window": _window(fit),
                           "fitted >= bound": fit["value"] is not None and fit["value"] >= bound})
-        ax.semilogy(ds["time"], ds["energy"], label=f"{name} (fit {fit['value']:.3f})")
+        ax.semilogy(ds["time"], ds["energy"], label=f"{name} (fit {_label(fit['value'])})")
     t = np.linspace(0, 25, 50)
     ax.semilogy(t, float(ds["energy"][0]) * np.exp(-bound * t), "k--", lw=0.8,
                 label=f"bound e^(-{bound:.3f} t)")
@@ -188,11 +188,11 @@ def e3_power_laws(out: Path, quick: bool) -> Section:
             sec.table.append({"s": s, "a": a, "r = a - 1/2": a - 0.5, "n": cfg["method"]["n"],
                               "predicted": pred["value"], "fitted": fit["value"],
                               "± (local spread)": fit["uncertainty"],
-                              "window": f"[{fit['t_start']:.3g}, {fit['t_stop']:.3g}]" if fit["value"] else "",
+                              "window": _window(fit),
                               "relative error": err, f"within {tolerance:.0%}": err is not None and err <= tolerance,
                               "steps": summary["steps"], "wall s": summary["wall_seconds"]})
             t, e = ds["time"].values[1:], ds["energy"].values[1:]
-            line, = ax.loglog(t, e, lw=1.2, label=f"a = {a:g}: fit {fit['value']:.3f} (pred {pred['value']:.3f})")
+            line, = ax.loglog(t, e, lw=1.2, label=f"a = {a:g}: fit {_label(fit['value'])} (pred {pred['value']:.3f})")
             if fit["value"] is not None:
                 t0, t1 = fit["t_start"], fit["t_stop"]
                 e0 = float(np.interp(np.log(t0), np.log(t), e))
@@ -216,7 +216,7 @@ def e3_power_laws(out: Path, quick: bool) -> Section:
 
 def e4_sobolev_norms(out: Path, quick: bool) -> Section:
     """s = 2: H^q norms of rho - nu for q in {-2, -1, 0}, exponents -(r - q)/(s - 1)."""
-    from kmdflow.diagnostics.rates import fit_rate, fit_window
+    from kmdflow.diagnostics import fit_rate, fit_window, grid_sobolev_norm
     from kmdflow.domains import torus
 
     s, a = 2.0, 2.0
@@ -225,19 +225,18 @@ def e4_sobolev_norms(out: Path, quick: bool) -> Section:
     n = cfg["method"]["n"]
     t = ds["snapshot_time"].values
     f_hat = torus.to_fourier(ds["density"].values - 1.0)[:, : n // 2]
-    k = np.arange(1, n // 2)
     sec = Section("E4", "s = 2: Sobolev norms ||rho_t - nu||^2_{H^q} ~ t^(-(r - q)/(s - 1))")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for q in (-2.0, -1.0, 0.0):
-        norm_sq = 2 * np.sum(k ** (2 * q) * np.abs(f_hat[:, 1:]) ** 2, axis=1)
+        norm_sq = grid_sobolev_norm(f_hat, q) ** 2
         predicted = -(r - q) / (s - 1)
         fit = fit_rate(t, norm_sq, "power", window=fit_window("power", s, n_modes=n // 2 - 1, regularity=r, q=q))
         err = _relative_error(fit.value, predicted)
         sec.table.append({"q": q, "predicted": predicted, "fitted": fit.value, "± (local spread)": fit.uncertainty,
-                          "window": f"[{fit.t_start:.3g}, {fit.t_stop:.3g}]" if fit.value else "",
+                          "window": _window(fit.to_dict()),
                           "relative error": err})
-        ax.loglog(t[1:], norm_sq[1:], label=f"q = {q:g}: fit {fit.value:.3f} (pred {predicted:.3f})")
+        ax.loglog(t[1:], norm_sq[1:], label=f"q = {q:g}: fit {_label(fit.value)} (pred {predicted:.3f})")
     ax.set_xlabel("t")
     ax.set_ylabel("||rho_t - nu||^2_{H^q}")
     ax.legend(fontsize=8)

@@ -27,7 +27,10 @@ def prepare_out_dir(out: Path, overwrite: bool) -> None:
         raise ConfigError("--out", f"{out} exists and is not a directory; choose another path")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError("--out", f"{out} is not empty; pass --overwrite or choose an empty directory")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError("--out", f"cannot create {out} ({err.strerror}); choose a writable path") from None
 
 
 def run_config(config: Config | dict | str | Path, out: Path | None = None, *, progress: bool = False,
@@ -93,6 +96,7 @@ def make_summary(problem: Problem, traj) -> dict:
         "integrator": problem.integrator,
         "summation": problem.summation,
         "config_hash": cfg.hash(),
+        "notes": list(problem.notes),
     }
 
 
@@ -114,6 +118,7 @@ def _attributes(problem: Problem, traj, summary: dict) -> dict:
         "predicted_rate": summary["predicted_rate"]["value"],
         "fitted_rate": summary["fitted_rate"]["value"],
         "floor": problem.floor,
+        "notes": "\n".join(problem.notes),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "numpy_version": np.__version__,

@@ -23,6 +23,7 @@ import scipy.fft as sfft
 
 from kmdflow.domains import torus
 from kmdflow.energy import grid_dissipation, grid_energy
+from kmdflow.measures.series import series_extrema
 
 
 class SpectralFlow1D:
@@ -96,7 +97,8 @@ class SpectralFlow1D:
 
     def diagnostics(self, y: np.ndarray) -> dict[str, float]:
         rho_hat = self.density_hat(y)
-        lo, hi = density_extrema(rho_hat)
+        # extrema of the trigonometric polynomial, not just of the grid values
+        lo, hi = series_extrema(rho_hat, n_grid=8 * self.n_modes, n_candidates=4)
         return {
             "energy": self.energy(y),
             "dissipation": grid_dissipation(rho_hat, self.lam * y, self.n_pad),
@@ -107,40 +109,3 @@ class SpectralFlow1D:
 
     def snapshot(self, y: np.ndarray) -> dict[str, np.ndarray]:
         return {"density": torus.from_fourier(self.density_hat(y), self.n)}
-
-
-def density_extrema(coeffs: np.ndarray, oversample: int = 4, newton_steps: int = 8) -> tuple[float, float]:
-    """Minimum and maximum over the circle of a real trigonometric polynomial.
-
-    The polynomial is sampled on ``oversample * 2 K`` points, then the best sample of each kind is
-    polished by Newton's method on ``p'(x) = 0`` (kept only when it improves the sampled value).
-
-    Parameters
-    ----------
-    coeffs : (K,) complex
-        One-sided coefficients.
-    """
-    n_modes = coeffs.shape[-1]
-    m = max(64, oversample * 2 * n_modes)
-    x = torus.grid(m)
-    values = torus.from_fourier(coeffs, m)
-    out = []
-    for idx, better in ((np.argmin(values), np.less), (np.argmax(values), np.greater)):
-        best_x, best_v = x[idx], values[idx]
-        xc = best_x
-        for _ in range(newton_steps):
-            d1 = torus.fourier_series(coeffs, np.array([xc]), 1)[0]
-            d2 = torus.fourier_series(coeffs, np.array([xc]), 2)[0]
-            if d2 == 0.0:
-                break
-            step = d1 / d2
-            if abs(step) > torus.TWO_PI / m:
-                break
-            xc = xc - step
-            if abs(step) < 1e-15:
-                break
-        v = torus.fourier_series(coeffs, np.array([xc]))[0]
-        if better(v, best_v):
-            best_v = v
-        out.append(float(best_v))
-    return out[0], out[1]
