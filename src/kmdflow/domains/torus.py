@@ -93,3 +93,60 @@ def fourier_series(coeffs: np.ndarray, x: np.ndarray, derivative: int = 0) -> np
         xs = flat_x[start:start + chunk]
         flat_out[start:start + chunk] = (np.exp(1j * np.outer(xs, k)) @ (weights * c)).real
     return flat_out.reshape(x.shape)
+
+
+# -- d dimensions ---------------------------------------------------------------------------------
+# Layout of one-sided spectra in d dimensions (numpy's rfftn): for ``n`` points per axis the
+# coefficient array has shape ``(n,) * (d - 1) + (n // 2 + 1,)``; along the first ``d - 1`` axes
+# index ``m`` holds wavenumber ``m`` for ``m < n/2`` and ``m - n`` above (``fftfreq`` order), along the
+# last axis index ``m`` holds ``m >= 0``. Coefficients are ``rfftn(values) / n^d``. Sums over all of
+# ``Z^d`` count the entries with last index ``0 < m < n/2`` twice (their mirror images ``-k`` are not
+# stored).
+
+
+def wavevectors(n: int, dim: int) -> tuple[np.ndarray, ...]:
+    """Integer wavevector components of the one-sided layout, broadcastable: ``dim`` arrays."""
+    axes = [np.rint(np.fft.fftfreq(n, 1.0 / n)).astype(int)] * (dim - 1) + [np.arange(n // 2 + 1)]
+    return tuple(np.meshgrid(*axes, indexing="ij", sparse=True))
+
+
+def one_sided_multiplicity(n: int, dim: int) -> np.ndarray:
+    """How often each stored coefficient counts in a sum over ``Z^d``: 1 or 2, shape of the layout."""
+    last = np.full(n // 2 + 1, 2.0)
+    last[0] = 1.0
+    if n % 2 == 0:
+        last[-1] = 1.0
+    return np.broadcast_to(last, (n,) * (dim - 1) + (n // 2 + 1,)).copy()
+
+
+def to_fourier_nd(values: np.ndarray) -> np.ndarray:
+    """One-sided coefficients ``rfftn(values) / n^d`` of values on an ``n^d`` grid."""
+    return sfft.rfftn(values, workers=FFT_WORKERS) / values.size
+
+
+def resize_spectrum(coeffs: np.ndarray, n_new: int) -> np.ndarray:
+    """Zero-pad or truncate a one-sided d-dimensional spectrum to the layout of ``n_new`` points.
+
+    Keeps every wavevector with all components ``|k_i| < min(n, n_new) / 2`` (Nyquist planes are
+    dropped), so that padding then truncating returns the original for band-limited data.
+    """
+    dim = coeffs.ndim
+    n_old = coeffs.shape[0] if dim > 1 else 2 * (coeffs.shape[0] - 1)
+    keep = min(n_old, n_new) // 2  # components 0 .. keep-1 and -(keep-1) .. -1
+    out = np.zeros((n_new,) * (dim - 1) + (n_new // 2 + 1,), dtype=complex)
+    index = [np.r_[0:keep, -(keep - 1):0] if keep > 1 else np.r_[0:keep]] * (dim - 1) + [np.r_[0:keep]]
+    out[np.ix_(*index)] = coeffs[np.ix_(*index)]
+    return out
+
+
+def from_fourier_nd(coeffs: np.ndarray, n: int) -> np.ndarray:
+    """Values on the ``n^d`` grid of a one-sided spectrum (any size: padded or truncated first)."""
+    dim = coeffs.ndim
+    if coeffs.shape != (n,) * (dim - 1) + (n // 2 + 1,):
+        coeffs = resize_spectrum(coeffs, n)
+    return sfft.irfftn(coeffs * n**dim, s=(n,) * dim, workers=FFT_WORKERS)
+
+
+def grid_nd(n: int, dim: int) -> tuple[np.ndarray, ...]:
+    """Coordinates of the ``n^d`` grid, ``indexing="ij"``: ``dim`` arrays of shape ``(n,) * dim``."""
+    return tuple(np.meshgrid(*[grid(n)] * dim, indexing="ij"))
