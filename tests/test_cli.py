@@ -285,8 +285,8 @@ def test_missing_module_is_bad_input(tmp_path, capsys, monkeypatch):
 def test_plot_reproduce_bench_dispatch(tmp_path, capsys, monkeypatch):
     seen = {}
 
-    def plot_run(out_dir):
-        seen["plot"] = out_dir
+    def plot_run(out_dir, animate=False):
+        seen["plot"] = (out_dir, animate)
         return [out_dir / "energy.png", out_dir / "state.png"]
 
     def reproduce_suite(out, quick):
@@ -315,11 +315,10 @@ def test_plot_reproduce_bench_dispatch(tmp_path, capsys, monkeypatch):
     assert_one_error_line(err, "result.nc")
     (run_dir / "result.nc").write_bytes(b"")
     code, out, _ = cli(capsys, "plot", run_dir)
-    assert code == 0 and seen["plot"] == run_dir
+    assert code == 0 and seen["plot"] == (run_dir, False)
     assert out.split() == [str(run_dir / "energy.png"), str(run_dir / "state.png")]
-    code, _, err = cli(capsys, "plot", run_dir, "--animate")  # arrives with issue 4
-    assert code == 2
-    assert_one_error_line(err, "--animate", "not available")
+    code, out, _ = cli(capsys, "plot", run_dir, "--animate")
+    assert code == 0 and seen["plot"] == (run_dir, True)
 
     code, out, _ = cli(capsys, "reproduce", "--out", tmp_path / "suite", "--quick")
     assert code == 0 and seen["reproduce"] == (tmp_path / "suite", True)

@@ -88,6 +88,10 @@ def test_plot_redraws_pictures_from_saved_files_only(tmp_path):
     for name in before:
         (out / name).unlink()
     (tmp_path / "config.toml").unlink()  # the pictures must come from result.nc and summary.json
-    assert execute(["plot", str(out)]) == 0
+    assert execute(["plot", str(out), "--animate"]) == 0
     for name, size in before.items():
         assert abs((out / name).stat().st_size - size) < 0.05 * size
+    from PIL import Image
+
+    with Image.open(out / "animation.gif") as gif:
+        assert gif.n_frames == 20  # one frame per snapshot (output.snapshots = 20 by default)

@@ -119,16 +119,13 @@ def plot(directory: Annotated[Path, typer.Argument(metavar="DIR", show_default=F
          animate: Annotated[bool, typer.Option("--animate", help="Also write an animation.")] = False,
          ) -> int:
     """Draw the pictures of a finished run from its saved results."""
-    if animate:
-        raise BadInput("--animate", "animations are not available yet (they arrive with 2-D runs, "
-                       "issue 4); run `kmdflow plot DIR` without it")
     if not directory.is_dir():
         raise BadInput("DIR", f"{directory} is not a directory; pass the --out DIR of a run")
     if not (directory / "result.nc").is_file():
         raise BadInput("DIR", f"{directory} holds no result.nc; pass the --out DIR of a finished run")
     plot_run = _lazy("kmdflow.plotting", "plot_run", "plot")
     try:
-        paths = plot_run(directory)
+        paths = plot_run(directory, animate=animate)
     except (OSError, ValueError, KeyError) as err:
         raise BadInput("DIR", f"cannot read the results in {directory} ({type(err).__name__}: {err}); "
                        "rerun `kmdflow run` into it") from None

@@ -25,7 +25,7 @@ def trajectory_dataset(traj, representation: str, attrs: dict) -> xr.Dataset:
     traj : kmdflow.solve.Trajectory
         Saved series and snapshots.
     representation : {"grid", "particles"}
-        Decides the snapshot variables: ``density(snapshot_time, x)`` or
+        Decides the snapshot variables: ``density(snapshot_time, x[, y, z])`` or
         ``positions(snapshot_time, particle, coord)`` and ``weights(snapshot_time, particle)``.
     attrs : dict
         Global attributes (config TOML text, version, status, ...).
@@ -34,8 +34,10 @@ def trajectory_dataset(traj, representation: str, attrs: dict) -> xr.Dataset:
     coords = {"time": np.asarray(traj.times), "snapshot_time": np.asarray(traj.snapshot_times)}
     if representation == "grid":
         density = np.stack(traj.snapshots["density"])
-        coords["x"] = torus.grid(density.shape[-1])
-        data_vars["density"] = (("snapshot_time", "x"), density)
+        axes = ("x", "y", "z")[: density.ndim - 1]
+        for axis in axes:
+            coords[axis] = torus.grid(density.shape[-1])
+        data_vars["density"] = (("snapshot_time", *axes), density)
     else:
         data_vars["positions"] = (("snapshot_time", "particle", "coord"), np.stack(traj.snapshots["positions"]))
         data_vars["weights"] = (("snapshot_time", "particle"), np.stack(traj.snapshots["weights"]))

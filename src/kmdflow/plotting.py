@@ -90,8 +90,8 @@ def _break_wraps(times: np.ndarray, positions: np.ndarray):
     return np.concatenate(rows_t), np.concatenate(rows_p)
 
 
-def plot_state(ds, path: Path) -> Path:
-    """``state.png``: density snapshots over the circle, or particle trajectories and final histogram."""
+def _plot_state_1d(ds, path: Path) -> Path:
+    """Density snapshots over the circle, or particle trajectories and the final histogram."""
     plt = pyplot()
     times = ds["snapshot_time"].values
     colors = plt.cm.viridis(np.linspace(0, 1, len(times)))
@@ -129,10 +129,93 @@ def plot_state(ds, path: Path) -> Path:
     return path
 
 
-def plot_run(out_dir: Path) -> list[Path]:
-    """Redraw ``energy.png`` and ``state.png`` of a run directory from its saved files."""
+def _image(density: np.ndarray) -> np.ndarray:
+    """A 2-D picture of a 2-D or 3-D density: itself, or its slice through z = 0."""
+    return density if density.ndim == 2 else density[..., 0]
+
+
+def _plot_state_nd(ds, path: Path) -> Path:
+    """First and last state in 2-D: density images (3-D: the slice z = 0), or particles coloured by weight."""
+    plt = pyplot()
+    times = ds["snapshot_time"].values
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    for ax, i in zip(axes, (0, len(times) - 1)):
+        if "density" in ds:
+            density = ds["density"].values[i]
+            img = ax.imshow(_image(density).T, origin="lower", extent=(0, 2 * np.pi, 0, 2 * np.pi), cmap="viridis")
+            fig.colorbar(img, ax=ax, shrink=0.8, label="density" + (" (slice z = 0)" if density.ndim == 3 else ""))
+        else:
+            pos, w = ds["positions"].values[i], ds["weights"].values[i]
+            show = slice(None, None, max(1, pos.shape[0] // 20000))
+            dots = ax.scatter(pos[show, 0], pos[show, 1], c=w[show], s=1.0, cmap="viridis")
+            fig.colorbar(dots, ax=ax, shrink=0.8, label="weight")
+            ax.set_xlim(0, 2 * np.pi)
+            ax.set_ylim(0, 2 * np.pi)
+        ax.set_aspect("equal")
+        ax.set_title(f"t = {times[i]:.3g}", fontsize=9)
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_state(ds, path: Path) -> Path:
+    """``state.png``: the state picture of a run (1-D curves and trajectories, or 2-D images)."""
+    spatial = ds["density"].ndim - 1 if "density" in ds else ds.sizes["coord"]
+    return _plot_state_1d(ds, path) if spatial == 1 else _plot_state_nd(ds, path)
+
+
+def animate_run(ds, path: Path, fps: int = 8) -> Path:
+    """``animation.gif``: one frame per snapshot (matplotlib's Pillow writer)."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    plt = pyplot()
+    times = ds["snapshot_time"].values
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    if "density" in ds and ds["density"].ndim == 2:
+        x, rho = ds["x"].values, ds["density"].values
+        (artist,) = ax.plot(x, rho[0])
+        ax.set_ylim(min(0.0, rho.min()), rho.max() * 1.05)
+        update = lambda i: artist.set_ydata(rho[i])  # noqa: E731
+    elif "density" in ds:
+        frames = np.stack([_image(d) for d in ds["density"].values])
+        artist = ax.imshow(frames[0].T, origin="lower", extent=(0, 2 * np.pi, 0, 2 * np.pi),
+                           vmin=frames.min(), vmax=frames.max())
+        update = lambda i: artist.set_data(frames[i].T)  # noqa: E731
+    else:
+        pos = ds["positions"].values
+        if pos.shape[-1] == 1:  # particles on the circle: positions against their rank
+            rank = np.arange(pos.shape[1])
+            artist = ax.scatter(np.sort(pos[0, :, 0]), rank, s=1.0)
+            update = lambda i: artist.set_offsets(np.c_[np.sort(pos[i, :, 0]), rank])  # noqa: E731
+            ax.set_ylabel("rank")
+        else:
+            artist = ax.scatter(pos[0, :, 0], pos[0, :, 1], s=1.0)
+            update = lambda i: artist.set_offsets(pos[i, :, :2])  # noqa: E731
+            ax.set_ylim(0, 2 * np.pi)
+        ax.set_xlim(0, 2 * np.pi)
+    title = ax.set_title(f"t = {times[0]:.3g}")
+
+    def frame(i):
+        update(i)
+        title.set_text(f"t = {times[i]:.3g}")
+        return (artist, title)
+
+    FuncAnimation(fig, frame, frames=len(times), blit=False).save(path, writer=PillowWriter(fps=fps))
+    plt.close(fig)
+    return path
+
+
+def plot_run(out_dir: Path, animate: bool = False) -> list[Path]:
+    """Redraw ``energy.png`` and ``state.png`` of a run directory from its saved files; with
+    ``animate`` also write ``animation.gif``."""
     out_dir = Path(out_dir)
     ds = read_result(out_dir / "result.nc")
     summary_path = out_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    return [plot_energy(ds, summary, out_dir / "energy.png"), plot_state(ds, out_dir / "state.png")]
+    paths = [plot_energy(ds, summary, out_dir / "energy.png"), plot_state(ds, out_dir / "state.png")]
+    if animate:
+        paths.append(animate_run(ds, out_dir / "animation.gif"))
+    return paths

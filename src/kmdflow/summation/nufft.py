@@ -309,3 +309,344 @@ def ewald_design(s: float, n_targets: int, n_sources: int, tol: float, scale: fl
     eps = max(EPS_FLOOR, BUDGET_SHARE * tol)
     return EwaldDesign(s=s, sigma=sigma, n_modes=max(n_modes, 1), r_cut=2.0 * sigma * z_cut,
                        eps=eps, eta=eta)
+
+
+# ---------------------------------------------------------------------------------------------
+# Near field: singular part + fitted polynomial, evaluated on pair separations
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _NearKernel:
+    r"""``K_near'(d)`` for ``0 < d < r_cut``: ``S(d) + d P(d^2)``, ``P`` a polynomial in ``u``.
+
+    ``u = (d^2 - center) / half`` maps ``[0, r_cut^2]`` to ``[-1, 1]``; ``coeffs`` are monomial
+    coefficients in ``u`` (converted from a Chebyshev interpolant: for this entire function
+    their absolute sum stays within a few times ``max |P|``, so Horner's rule is stable).
+    """
+
+    s: float
+    sigma: float
+    r_cut: float
+    eta: float
+    kind: str = field(init=False)          # "power" (c d^p), "log" (c d^p log d), "none"
+    power: float = field(init=False)
+    coefficient: float = field(init=False)
+    coeffs: np.ndarray = field(init=False, repr=False)
+    error: float = field(init=False)       # estimated max |fit error| of d P(d^2) on (0, r_cut)
+
+    def __post_init__(self) -> None:
+        s = self.s
+        a = 1.5 - s
+        root_pi = math.sqrt(math.pi)
+        if a <= 0 and a == round(a):             # s = m + 3/2: c d^(2m+1) log d
+            m = int(round(-a))
+            kind, power = "log", 2.0 * m + 1.0
+            coefficient = 2.0 * root_pi / gamma(s) * 2.0 ** (2.0 - 2.0 * s) * (-1.0) ** m / math.factorial(m)
+        else:
+            kind, power = "power", 2.0 * s - 2.0
+            coefficient = -root_pi / gamma(s) * 2.0 ** (2.0 - 2.0 * s) * gamma(a)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "power", power)
+        object.__setattr__(self, "coefficient", coefficient)
+        half = 0.5 * self.r_cut**2
+
+        def smooth(u):
+            d = np.sqrt((u + 1.0) * half)
+            return (near_derivative(s, self.sigma, d) - self.singular(d)) / d
+
+        cheb = chebyshev.chebinterpolate(smooth, TABLE_NODES - 1)
+        # keep the shortest expansion whose dropped tail is below eta / r_cut (|d| <= r_cut)
+        tail = np.cumsum(np.abs(cheb[::-1]))[::-1] * self.r_cut   # tail[j] = r_cut sum_(i >= j) |c_i|
+        small = np.nonzero(tail <= 0.5 * self.eta)[0]
+        degree = max(int(small[0]) - 1, 0) if small.size else cheb.size - 1
+        # the last coefficients are round-off: their size estimates the interpolation floor
+        floor = self.r_cut * float(np.max(np.abs(cheb[-8:])))
+        error = (tail[degree + 1] if degree + 1 < cheb.size else 0.0) + floor
+        object.__setattr__(self, "coeffs", chebyshev.cheb2poly(cheb[:degree + 1]))
+        object.__setattr__(self, "error", float(error))
+
+    @property
+    def degree(self) -> int:
+        return self.coeffs.size - 1
+
+    def singular(self, d: np.ndarray) -> np.ndarray:
+        """Singular part ``S(d)`` for ``d > 0``."""
+        if self.kind == "log":
+            return self.coefficient * d**self.power * np.log(d)
+        if self.power == 0.0:
+            return np.full(np.shape(d), self.coefficient)
+        if self.power == round(self.power) and self.power > 0:
+            return self.coefficient * d ** int(self.power)
+        return self.coefficient * np.power(d, self.power)
+
+    def __call__(self, d: np.ndarray) -> np.ndarray:
+        """``K_near'(d)`` for ``0 < d`` (values beyond ``r_cut`` are not meaningful)."""
+        u = d * d
+        u -= 0.5 * self.r_cut**2
+        u *= 2.0 / self.r_cut**2
+        out = np.full(d.shape, self.coeffs[-1])
+        for c in self.coeffs[-2::-1]:
+            out *= u
+            out += c
+        out *= d
+        out += self.singular(d)
+        return out
+
+
+@lru_cache(maxsize=8)
+def _near_kernel(s: float, sigma: float, r_cut: float, eta: float) -> _NearKernel:
+    return _NearKernel(s, sigma, r_cut, eta)
+
+
+def _near_symmetric(g, ys: np.ndarray, qs: np.ndarray, r_cut: float) -> np.ndarray:
+    """Near-field force at the sorted sources themselves: each pair is evaluated once.
+
+    For the pair ``(i, j = i + r mod M)`` at separation ``d = y_j - y_i`` (cyclic, ``>= 0``),
+    ``F_i += q_j K_near'(-d) = -q_j g(d)`` and ``F_j += q_i g(d)``. Separations grow with ``r``,
+    so a source leaves the scan at its first neighbour beyond ``r_cut``; while most sources are
+    still in it, contiguous slices replace the index arrays.
+    """
+    m = ys.size
+    force = np.zeros(m)
+    active = np.arange(m)
+    dense = True
+    d = np.empty(m)
+    for r in range(1, m):
+        if dense:
+            np.subtract(ys[r:], ys[:m - r], out=d[:m - r])
+            np.subtract(ys[:r], ys[m - r:], out=d[m - r:])
+            d[m - r:] += TWO_PI
+            near = d < r_cut
+            active = np.flatnonzero(near)
+            sep = d[active]
+            dense = 2 * active.size > m
+        else:
+            j = active + r
+            wrapped = j >= m
+            j[wrapped] -= m
+            sep = ys[j] - ys[active]
+            sep[wrapped] += TWO_PI
+            near = sep < r_cut
+            active, sep = active[near], sep[near]
+        if active.size == 0:
+            break
+        hit = sep > 0.0
+        i = active[hit] if not np.all(hit) else active
+        if not np.all(hit):
+            sep = sep[hit]
+        j = i + r
+        j[j >= m] -= m
+        val = g(sep)
+        force[i] -= qs[j] * val
+        force[j] += qs[i] * val
+    return force
+
+
+def _near_general(g, xs: np.ndarray, ys: np.ndarray, qs: np.ndarray, r_cut: float) -> np.ndarray:
+    """Near-field force at sorted targets ``xs`` from sorted sources ``ys`` (both in ``[0, 2pi)``)."""
+    m = ys.size
+    force = np.zeros(xs.size)
+    start = np.searchsorted(ys, xs, side="left")          # first source >= target
+    for direction in (1, -1):
+        active = np.arange(xs.size)
+        for r in range(m):
+            if active.size == 0:
+                break
+            j = start[active] + r if direction == 1 else start[active] - 1 - r
+            wrapped = (j >= m) | (j < 0)
+            j %= m
+            d = (ys[j] - xs[active]) * direction
+            d[wrapped] += TWO_PI
+            near = d < r_cut
+            active, j, d = active[near], j[near], d[near]
+            hit = d > 0.0
+            force[active[hit]] -= direction * qs[j[hit]] * g(d[hit])
+    return force
+
+
+# ---------------------------------------------------------------------------------------------
+# Far field
+# ---------------------------------------------------------------------------------------------
+
+def _far_field(design: EwaldDesign, xs: np.ndarray, ys: np.ndarray, qs: np.ndarray, same: bool):
+    """``K_far' * m`` at the targets by two NUFFTs; also the norms of the error model."""
+    import finufft
+
+    k_max = design.n_modes
+    b = _far_weights(design.s, design.sigma, max(k_max, 1))[:k_max + 1]
+    coeffs = finufft.nufft1d1(ys, qs.astype(np.complex128), 2 * k_max + 1, eps=design.eps,
+                              isign=-1, modeord=0)
+    # multiplier i sign(k) b_|k| on k = -K .. K
+    mult = np.concatenate([-b[:0:-1], b]) * 1j
+    coeffs *= mult
+    values = finufft.nufft1d2(ys if same else xs, coeffs, eps=design.eps, isign=1, modeord=0)
+    return values.real, float(np.sqrt(2.0 * np.sum(b * b))), float(np.linalg.norm(coeffs))
+
+
+# ---------------------------------------------------------------------------------------------
+# The method
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NufftReport:
+    """What one :func:`nufft_force_report` call did.
+
+    Attributes
+    ----------
+    design : EwaldDesign
+        Parameters of the last pass.
+    passes : int
+        1, or 2 when the a posteriori check asked for a tighter design.
+    error_bound : float
+        Estimated bound on ``max_i |F_i - F_exact_i|`` (see :func:`nufft_force`).
+    max_force : float
+        ``max_i |F_i|``.
+    pairs : int
+        Near-field pairs evaluated.
+    attained : bool
+        Whether ``error_bound <= tol * max_force``.
+    """
+
+    design: EwaldDesign
+    passes: int
+    error_bound: float
+    max_force: float
+    pairs: int
+    attained: bool
+
+
+@lru_cache(maxsize=64)
+def _rms_derivative(s: float, n_modes: int) -> float:
+    """``sqrt(2 sum_(k=1)^n k^(2-4s))``: rms of ``K_s'`` resolved to ``n`` modes."""
+    p = 4.0 * s - 2.0
+    if p > 1.0:
+        return math.sqrt(2.0 * (zeta(p) - zeta(p, n_modes + 1)))
+    k = np.arange(1, min(n_modes, 2**22) + 1, dtype=float)
+    return math.sqrt(2.0 * float(np.sum(k ** -p)))
+
+
+def _check_tol(tol: float) -> float:
+    try:
+        value = float(tol)
+    except (TypeError, ValueError):
+        raise ValueError(f"tol must be a number in (0, 1), got tol={tol!r}; pass e.g. tol=1e-10") from None
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"tol must be in (0, 1), got tol={tol!r}; pass e.g. tol=1e-10 "
+                         f"(accuracy relative to max |F|)")
+    return value
+
+
+def _one_pass(kernel, design, xs, ys, qs, same):
+    far, m_norm, a_norm = _far_field(design, xs, ys, qs, same)
+    pairs = 0
+    if design.r_cut > 0.0:
+        g = _near_kernel(design.s, design.sigma, design.r_cut, design.eta)
+        near = _near_symmetric(g, ys, qs, design.r_cut) if same else _near_general(g, xs, ys, qs, design.r_cut)
+        table_error = g.error
+        pairs = -1
+    else:
+        near, table_error = 0.0, 0.0
+    return far + near, m_norm, a_norm, table_error, pairs
+
+
+def nufft_force_report(kernel, targets, sources, charges, *, tol: float = 1e-10):
+    r""":func:`nufft_force` and a :class:`NufftReport` of the design and the error estimate."""
+    tol = _check_tol(tol)
+    x, y, q = as_particles(targets, sources, charges)
+    s = float(kernel.s)
+    n, m = x.size, y.size
+    norm1 = float(np.sum(np.abs(q)))
+    if n == 0 or m == 0 or norm1 == 0.0:
+        empty = EwaldDesign(s, 0.0, 0, 0.0, 0.0, 0.0)
+        return np.zeros(n), NufftReport(empty, 0, 0.0, 0.0, 0, True)
+    norm2 = float(np.linalg.norm(q))
+
+    same = x.shape == y.shape and np.array_equal(x, y)
+    y_wrapped = wrap(y)
+    order = np.argsort(y_wrapped, kind="stable")
+    ys, qs = y_wrapped[order], q[order]
+    if same:
+        t_order, xs = order, ys
+    else:
+        x_wrapped = wrap(x)
+        t_order = np.argsort(x_wrapped, kind="stable")
+        xs = x_wrapped[t_order]
+
+    scale = norm2 * _rms_derivative(s, m)            # a priori: rms force of random charges
+    passes = 0
+    while True:
+        passes += 1
+        design = ewald_design(s, n, m, tol, scale / norm1, symmetric=same)
+        # NUFFT tolerance from the error model, assuming |a|_2 ~ |q|_2 |m|_2 (random charges)
+        b = _far_weights(s, design.sigma, max(design.n_modes, 1))[:design.n_modes + 1]
+        m_norm = math.sqrt(2.0 * float(np.sum(b * b)))
+        eps = BUDGET_SHARE * tol * scale / (NUFFT_ERROR_CONSTANT * 2.0 * norm2 * max(m_norm, 1e-300))
+        design = EwaldDesign(s, design.sigma, design.n_modes, design.r_cut, max(EPS_FLOOR, min(eps, 1e-2)),
+                             design.eta)
+        force_sorted, m_norm, a_norm, table_error, pairs = _one_pass(kernel, design, xs, ys, qs, same)
+        bound = (norm1 * (2.0 * design.eta + table_error)
+                 + NUFFT_ERROR_CONSTANT * design.eps * (norm2 * m_norm + a_norm))
+        max_force = float(np.max(np.abs(force_sorted)))
+        attained = bound <= tol * max_force
+        if attained or passes == 2:
+            break
+        scale = 0.5 * max_force                        # a posteriori: the force is smaller
+        if scale == 0.0:
+            break
+    if not attained:
+        warnings.warn(f"nufft_force: estimated error {bound:.2e} exceeds tol * max|F| = "
+                      f"{tol * max_force:.2e} (tol={tol:g}); the forces are too small for this "
+                      f"tol in double precision; use summation='direct' or a larger tol",
+                      RuntimeWarning, stacklevel=2)
+    force = np.empty(n)
+    force[t_order] = force_sorted
+    return force, NufftReport(design, passes, bound, max_force, pairs, attained)
+
+
+def nufft_force(kernel, targets, sources, charges, *, tol: float = 1e-10) -> np.ndarray:
+    r"""Force ``F_i = sum_j q_j K_s'(x_i - y_j)`` for any ``s > 0`` to a relative tolerance.
+
+    Parameters
+    ----------
+    kernel : SobolevKernel
+        Any ``s > 0`` (only ``kernel.s`` is used).
+    targets : (N,) float
+        Evaluation points ``x_i``, any reals (wrapped to ``[0, 2 pi)``).
+    sources : (M,) float
+        Atom positions ``y_j``.
+    charges : (M,) float
+        Signed charges ``q_j`` (weights ``w`` and ``-u`` for a particle target).
+    tol : float
+        Accuracy: ``max_i |F_i - F_exact_i| <= tol * max_i |F_exact_i|``, ``0 < tol < 1``.
+
+    Returns
+    -------
+    (N,) float
+        ``F_i``; coincident sources contribute ``K'(0) = 0``.
+
+    Warns
+    -----
+    RuntimeWarning
+        When the estimated error still exceeds ``tol * max|F|`` after the second pass (forces
+        many orders below ``sum_j |q_j| * rms(K')``, e.g. particles at equilibrium).
+
+    Notes
+    -----
+    Ewald split (module docstring): ``F = F_far + F_near``. Errors, with
+    ``eta = BUDGET_SHARE * tol * S / sum|q|``:
+
+    * near cutoff and far cutoff: each at most ``sum|q| * eta`` (pointwise bounds on the
+      dropped kernel, so valid for any configuration);
+    * near-field polynomial: at most ``sum|q|`` times its fit error (``<= eta`` plus the
+      interpolation's round-off floor);
+    * NUFFTs: modelled as ``c eps (|q|_2 |m|_2 + |a|_2)``, where ``|m|_2`` is the rms of ``K_far'``
+      and ``|a|_2`` that of the far force (Parseval), ``c = NUFFT_ERROR_CONSTANT``.
+
+    Scale ``S``: ``max|F|`` is not known in advance, so a first pass assumes
+    ``S = |q|_2 rms(K_s')`` (the rms force of randomly placed charges; ``rms(K')`` resolved to ``M``
+    modes). If the estimated error then exceeds ``tol * max|F|``, a second pass uses
+    ``S = max|F| / 2``. Cost: one sort of each array, two NUFFTs with ``2K + 1`` modes and the
+    near pairs; ``sigma`` balances the last two (:func:`ewald_design`), so the cost is
+    ``O((N + M) log(N + M))`` for data of bounded density.
+    """
+    return nufft_force_report(kernel, targets, sources, charges, tol=tol)[0]
