@@ -145,12 +145,18 @@ BENCHMARKS = {
 }
 
 
+def _all_benchmarks() -> dict:
+    from kmdflow import bench_nd
+
+    return {**BENCHMARKS, **bench_nd.BENCHMARKS}
+
+
 def run_benchmarks(quick: bool = False) -> dict:
     """Run every benchmark and print the results; returns them."""
     print(f"kmdflow bench{' --quick' if quick else ''} on {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}")
     results = {}
-    for name, fn in BENCHMARKS.items():
+    for name, fn in _all_benchmarks().items():
         print(f"[{name}] {fn.__doc__.splitlines()[0]}")
         results[name] = fn(quick)
     return results

@@ -1,9 +1,12 @@
-r"""The base of the measure families: :class:`Density`, :class:`MeasureError` and small checks.
+r"""The base of the measure families: :class:`TorusDensity`, :class:`Density`, :class:`MeasureError`.
 
-A :class:`Density` is a probability density on :math:`T^1`; positions, the normalisation
-(w.r.t. ``dx / 2 pi``, so the uniform measure has density ``1``) and the Fourier convention are
-those of :mod:`kmdflow.domains.torus`. Every density is a probability density:
-``fourier(n)[0] == 1``.
+:class:`TorusDensity` is what every probability density on :math:`T^d` offers (``dim``,
+``fourier_nd``, ``values``, ``sample``, extrema, regularity); :class:`Density` is the ``d = 1``
+branch, which adds the cdf machinery of :mod:`kmdflow.measures.placement`, and
+:class:`~kmdflow.measures.base_nd.DensityND` the ``d >= 2`` branch. Positions, the normalisation
+(w.r.t. ``dx / (2 pi)^d``, so the uniform measure has density ``1``), the Fourier convention and
+the one-sided layout of ``fourier_nd`` are those of :mod:`kmdflow.domains.torus`. Every density is
+a probability density: its coefficient at ``k = 0`` is ``1``.
 """
 
 from __future__ import annotations
@@ -27,13 +30,88 @@ class MeasureError(ValueError):
 
 
 
-class Density(ABC):
+#: Ways :meth:`TorusDensity.sample` draws its uniforms (:mod:`kmdflow.measures.uniforms`).
+SAMPLE_METHODS = ("random", "sobol")
+
+
+class TorusDensity(ABC):
+    """A probability density on :math:`T^d` w.r.t. ``dx / (2 pi)^d`` (conventions: ``domains/torus``).
+
+    The members every family offers, whatever ``d``; :class:`Density` (``d = 1``) and
+    :class:`~kmdflow.measures.base_nd.DensityND` (``d >= 2``) implement them. Each family also
+    has ``dim``, the dimension ``d`` of the torus (an attribute, a property or a dataclass
+    field; it is not declared here so that dataclass families can take it as a field).
+    """
+
+    @abstractmethod
+    def fourier_nd(self, n: int) -> np.ndarray:
+        r"""Exact coefficients :math:`\hat\mu(k)` in the one-sided layout of an ``n^d`` grid.
+
+        Parameters
+        ----------
+        n : int
+            Grid points per axis, ``>= 2``.
+
+        Returns
+        -------
+        (n,) * (d - 1) + (n // 2 + 1,) complex
+            The layout of :mod:`kmdflow.domains.torus` (``rfftn`` order; ``(n // 2 + 1,)`` for
+            ``d = 1``). Every wavevector the layout holds gets its exact coefficient, except that
+            the Nyquist planes (a component ``= n/2``, even ``n``) are zero. Entry ``0`` is 1.
+        """
+
+    @abstractmethod
+    def values(self, points: np.ndarray) -> np.ndarray:
+        """Density at ``points``: shape ``(...)`` for ``d = 1``, ``(..., d)`` for ``d >= 2``."""
+
+    @abstractmethod
+    def sample(self, n: int, seed: int, method: str = "random") -> np.ndarray:
+        """``n`` points distributed as the density (``(n,)`` for ``d = 1``, else ``(n, d)``).
+
+        ``method = "random"``: i.i.d.; ``"sobol"``: a scrambled Sobol' sequence mapped through the
+        density (low discrepancy). The uniforms come from
+        :func:`~kmdflow.measures.uniforms.uniform_points`; the same arguments give the same points.
+        """
+
+    @abstractmethod
+    def min_value(self) -> float:
+        """Infimum of the density over the torus."""
+
+    @abstractmethod
+    def max_value(self) -> float:
+        """Supremum of the density over the torus."""
+
+    @abstractmethod
+    def regularity(self) -> float | None:
+        """Sobolev regularity ``r*`` of ``rho - 1`` (in ``H^r`` for ``r < r*``), ``None`` if unknown."""
+
+
+class Density(TorusDensity):
     """A probability density on :math:`T^1` w.r.t. ``dx / 2 pi`` (conventions: ``domains/torus``).
 
     Subclasses give closed forms for :meth:`fourier`, :meth:`values` and :meth:`cdf`. The extra
     members :attr:`bandwidth`, :attr:`breakpoints`, :meth:`cdf_and_values` and
-    :meth:`exact_inverse_cdf` serve :mod:`kmdflow.measures.placement`.
+    :meth:`exact_inverse_cdf` serve :mod:`kmdflow.measures.placement`; :meth:`fourier_nd` and
+    :meth:`sample` are the ``d``-independent interface of :class:`TorusDensity`.
     """
+
+    #: Dimension of the torus.
+    dim = 1
+
+    def fourier_nd(self, n: int) -> np.ndarray:
+        """:meth:`fourier` in the layout of an ``n``-point grid: ``(n // 2 + 1,)``, Nyquist zero."""
+        n = check_grid_size(n)
+        out = self.fourier(n // 2 + 1)
+        if n % 2 == 0:
+            out[-1] = 0.0
+        return out
+
+    def sample(self, n: int, seed: int, method: str = "random") -> np.ndarray:
+        """``F^{-1}(U_j)`` for uniforms ``U`` drawn by ``method``; shape ``(n,)``, not sorted."""
+        from kmdflow.measures.placement import inverse_cdf
+        from kmdflow.measures.uniforms import uniform_points
+
+        return inverse_cdf(self, uniform_points(n, 1, seed, method)[:, 0])
 
     @abstractmethod
     def fourier(self, n_modes: int) -> np.ndarray:
@@ -52,18 +130,6 @@ class Density(ABC):
 
         ``F(0) = 0`` and ``F(2 pi) = 1``; outside ``[0, 2 pi]`` the lift ``F(x + 2 pi) = F(x) + 1``.
         """
-
-    @abstractmethod
-    def min_value(self) -> float:
-        """Infimum of the density over the circle."""
-
-    @abstractmethod
-    def max_value(self) -> float:
-        """Supremum of the density over the circle."""
-
-    @abstractmethod
-    def regularity(self) -> float | None:
-        """Sobolev regularity ``r*`` of ``rho - 1`` (in ``H^r`` for ``r < r*``), ``None`` if unknown."""
 
     @property
     def bandwidth(self) -> float:
@@ -94,6 +160,13 @@ def check_modes(n_modes) -> int:
     if isinstance(n_modes, bool) or not isinstance(n_modes, (int, np.integer)) or n_modes < 1:
         raise MeasureError("n_modes", f"n_modes = {n_modes!r}: must be an integer >= 1")
     return int(n_modes)
+
+
+def check_grid_size(n) -> int:
+    """``n`` (grid points per axis) as an ``int`` if it is an integer ``>= 2``, else raise."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise MeasureError("n", f"n = {n!r}: grid points per axis must be an integer >= 2")
+    return int(n)
 
 
 def next_pow2(n: float) -> int:

@@ -1,8 +1,9 @@
 r"""Measures read from files: ``.npy`` grid values or particle positions, or a ``result.nc``.
 
-Grid values become a :class:`~kmdflow.measures.grid.GridDensity` (divided by their mean), positions
-become :class:`~kmdflow.measures.atoms.Atoms` (wrapped into ``[0, 2 pi)``, weights divided by their
-sum). Conventions: :mod:`kmdflow.domains.torus`.
+Grid values become a :class:`~kmdflow.measures.grid.GridDensity` (``d = 1``) or
+:class:`~kmdflow.measures.grid.GridDensityND` (divided by their mean), positions become
+:class:`~kmdflow.measures.atoms.Atoms` (wrapped into ``[0, 2 pi)``, weights divided by their sum).
+Conventions: :mod:`kmdflow.domains.torus`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from kmdflow.measures.atoms import Atoms, atoms_from_raw
-from kmdflow.measures.base import Density, MeasureError
-from kmdflow.measures.grid import GridDensity
+from kmdflow.measures.base import MeasureError, TorusDensity
+from kmdflow.measures.grid import GridDensity, GridDensityND
 
 
 def _resolve(path, base_dir) -> Path:
@@ -24,23 +25,28 @@ def _resolve(path, base_dir) -> Path:
 
 
 def measure_from_file(path: str | Path, weights_path: str | Path | None = None,
-                      base_dir: str | Path | None = None) -> Density | Atoms:
-    """Read a measure from a ``.npy`` array or a previous run's ``result.nc``.
+                      base_dir: str | Path | None = None, dim: int = 1) -> TorusDensity | Atoms:
+    """Read a measure on :math:`T^d` from a ``.npy`` array or a previous run's ``result.nc``.
 
     Parameters
     ----------
     path : str or Path
-        ``.npy`` grid values, shape ``(n,)``, or particle positions, shape ``(N, 1)``; or a
-        ``.nc`` / ``.nc4`` / ``.h5`` / ``.hdf5`` result file (its last snapshot).
+        ``.npy`` grid values, shape ``(n,) * d``, or particle positions, shape ``(N, d)``
+        (positions win when both read, e.g. ``(2, 2)`` in ``d = 2``); or a ``.nc`` / ``.nc4`` /
+        ``.h5`` / ``.hdf5`` result file (its last snapshot: ``density(snapshot_time, x[, y, z])``
+        or ``positions(snapshot_time, particle, coord)`` with ``weights``).
     weights_path : str or Path, optional
         ``.npy`` particle weights, shape ``(N,)`` (positions only; default ``1/N``).
     base_dir : str or Path, optional
         Directory that relative paths are resolved against.
+    dim : int
+        Dimension ``d`` of the torus.
 
     Returns
     -------
-    Density or Atoms
-        A :class:`~kmdflow.measures.grid.GridDensity` for grid values, else :class:`Atoms`.
+    TorusDensity or Atoms
+        A grid density for grid values, else :class:`Atoms` (positions ``(N,)`` for ``d = 1``,
+        ``(N, d)`` otherwise).
 
     Raises
     ------
@@ -54,26 +60,26 @@ def measure_from_file(path: str | Path, weights_path: str | Path | None = None,
     suffix = p.suffix.lower()
     if suffix == ".npy":
         arr = _load_npy(p, "path")
-        if arr.ndim == 1:
-            if weights_path is not None:
-                raise MeasureError("weights_path", "only particle positions take weights; "
-                                   f"{p.name} holds grid values (n,); remove weights_path")
-            return _grid(arr, "path")
-        if arr.ndim == 2 and arr.shape[1] == 1 and arr.shape[0] >= 1:
+        if arr.ndim == 2 and arr.shape[1] == dim and arr.shape[0] >= 1:
             weights = None
             if weights_path is not None:
                 w = _load_npy(_resolve(weights_path, base_dir), "weights_path")
                 if w.ndim != 1:
                     raise MeasureError("weights_path", f"array of shape {w.shape}: expected (N,)")
                 weights = w
-            return atoms_from_raw(arr[:, 0], weights, "path", "weights_path")
+            return atoms_from_raw(arr[:, 0] if dim == 1 else arr, weights, "path", "weights_path")
+        if arr.ndim == dim and len(set(arr.shape)) == 1:
+            if weights_path is not None:
+                raise MeasureError("weights_path", "only particle positions take weights; "
+                                   f"{p.name} holds grid values {arr.shape}; remove weights_path")
+            return _grid(arr, "path")
         raise MeasureError("path", f"{p.name} holds an array of shape {arr.shape}: expected grid "
-                           "values (n,) or particle positions (N, 1) on the circle")
+                           f"values (n,) * {dim} or particle positions (N, {dim}) on T^{dim}")
     if suffix in (".nc", ".nc4", ".h5", ".hdf5"):
         if weights_path is not None:
             raise MeasureError("weights_path", "a result file carries its own weights; remove "
                                "weights_path")
-        return _from_result(p)
+        return _from_result(p, dim)
     raise MeasureError("path", f"{p.name}: unsupported file type {suffix!r}; use a .npy array "
                        "or a previous run's result.nc")
 
@@ -93,23 +99,23 @@ def _load_npy(path: Path, key: str) -> np.ndarray:
     return arr.astype(float)
 
 
-def _grid(values: np.ndarray, key: str) -> GridDensity:
+def _grid(values: np.ndarray, key: str) -> GridDensity | GridDensityND:
     try:
-        return GridDensity(values)
+        return GridDensity(values) if values.ndim == 1 else GridDensityND(values)
     except MeasureError as err:
         raise MeasureError(key, err.message) from None
 
 
-def _from_result(path: Path) -> Density | Atoms:
+def _from_result(path: Path, dim: int = 1) -> TorusDensity | Atoms:
     import xarray as xr
 
     try:
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             if "density" in ds.variables:
                 density = _last_snapshot(ds["density"])
-                if density.ndim != 1:
+                if density.ndim != dim:
                     raise MeasureError("path", f"density of shape {density.shape} in the last "
-                                       "snapshot: expected (n,) (d = 1)")
+                                       f"snapshot: expected (n,) * {dim} (d = {dim})")
                 return _grid(density, "path")
             if "positions" in ds.variables:
                 positions = _last_snapshot(ds["positions"])
@@ -125,13 +131,14 @@ def _from_result(path: Path) -> Density | Atoms:
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
         raise MeasureError("path", f"cannot read {path.name} as NetCDF ({type(err).__name__}: "
                            f"{err}); give a result.nc written by kmdflow run") from None
-    if positions.ndim == 2 and positions.shape[1] == 1:
+    if dim == 1 and positions.ndim == 2 and positions.shape[1] == 1:
         positions = positions[:, 0]
-    if positions.ndim != 1 or positions.size == 0:
+    expected = (positions.shape[0],) if dim == 1 else (positions.shape[0], dim)
+    if positions.shape != expected or positions.size == 0:
         raise MeasureError("path", f"positions of shape {positions.shape} in the last snapshot: "
-                           "expected (N, 1) (d = 1)")
-    if weights is not None and weights.shape != positions.shape:
-        raise MeasureError("path", f"weights of shape {weights.shape} for {positions.size} "
+                           f"expected (N, {dim}) (d = {dim})")
+    if weights is not None and weights.shape != positions.shape[:1]:
+        raise MeasureError("path", f"weights of shape {weights.shape} for {positions.shape[0]} "
                            "positions in the last snapshot")
     return atoms_from_raw(positions, weights, "path", "path")
 

@@ -1,6 +1,7 @@
-r"""A density given by its values on the grid ``x_m = 2 pi m / n``: :class:`GridDensity`.
+r"""Densities given by values on a grid: :class:`GridDensity` (circle), :class:`GridDensityND`.
 
-Grid, normalisation and FFT convention: :mod:`kmdflow.domains.torus`.
+Grid (``x_m = 2 pi m / n`` on each axis), normalisation and FFT convention:
+:mod:`kmdflow.domains.torus`.
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ from functools import cached_property
 
 import numpy as np
 
-from kmdflow.domains.torus import to_fourier
+import scipy.fft as sfft
+
+from kmdflow.domains.torus import FFT_WORKERS, to_fourier
 from kmdflow.measures.base import MeasureError, next_pow2, padded
 from kmdflow.measures.series import SeriesDensity, series_extrema
+from kmdflow.measures.series_nd import SeriesDensityND
+from kmdflow.measures.trig import TrigSeries
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,3 +82,68 @@ class GridDensity(SeriesDensity):
     def regularity(self):
         return None
 
+
+
+@dataclass(frozen=True, eq=False)
+class GridDensityND(SeriesDensityND):
+    r"""A density on :math:`T^d`, ``d >= 2``, given by values on the ``n^d`` grid.
+
+    Parameters
+    ----------
+    grid_values : (n,) * d float
+        Nonnegative finite values (``indexing="ij"``, ``x_m = 2 pi m / n`` on each axis) with a
+        positive mean; they are **divided by their mean** (mass 1).
+
+    Notes
+    -----
+    The density is the trigonometric interpolant of the normalised values: coefficients
+    ``fftn(values) / n^d`` for ``|k_i| < n/2``; for even ``n`` a coefficient with ``m``
+    components at the Nyquist wavenumber is shared equally by the ``2^m`` wavevectors ``+-n/2``
+    on those axes, so the interpolant is real and matches the values at the grid points. It may
+    dip below zero between grid points for rough data (Gibbs). ``r*`` is unknown (``None``).
+    """
+
+    grid_values: np.ndarray
+
+    def __post_init__(self):
+        v = np.array(self.grid_values, dtype=float)
+        if v.ndim < 2 or len(set(v.shape)) != 1 or v.shape[0] < 2:
+            raise MeasureError("grid_values", f"shape {v.shape}: expected (n,) * d values, d >= 2, "
+                               "n >= 2")
+        if not np.all(np.isfinite(v)):
+            raise MeasureError("grid_values", "contains NaN or infinite values; replace them")
+        if np.any(v < 0):
+            raise MeasureError("grid_values", f"negative density values (min {v.min():.3g}); a "
+                               "density must be >= 0: clip the data at 0")
+        mean = v.mean()
+        if not mean > 0:
+            raise MeasureError("grid_values", "total mass is 0; the density cannot be normalised")
+        v = v / mean
+        v.flags.writeable = False
+        object.__setattr__(self, "grid_values", v)
+
+    @property
+    def dim(self):
+        return self.grid_values.ndim
+
+    @cached_property
+    def series(self):
+        v = self.grid_values
+        n, d = v.shape[0], v.ndim
+        full = sfft.fftn(v, workers=FFT_WORKERS) / v.size
+        r = n // 2
+        k = np.arange(-r, r + 1)  # even n: -n/2 .. n/2 (Nyquist shared); odd n: all modes
+        share = np.where(np.abs(k) * 2 == n, 0.5, 1.0)
+        for axis in range(d):
+            shape = [1] * d
+            shape[axis] = k.size
+            full = np.take(full, np.mod(k, n), axis=axis) * share.reshape(shape)
+        waves = np.stack(np.meshgrid(*[k] * d, indexing="ij"), axis=-1).reshape(-1, d)
+        coefs = full.reshape(-1)
+        keep = coefs != 0
+        keep[waves.shape[0] // 2] = True  # k = 0
+        coefs[waves.shape[0] // 2] = 1.0
+        return TrigSeries(waves[keep], coefs[keep])
+
+    def regularity(self):
+        return None

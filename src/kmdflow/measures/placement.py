@@ -1,12 +1,16 @@
-r"""Particles from a density on :math:`T^1`: quantile and random placement via the inverse cdf.
+r"""Particles from a density: quantile, random and Sobol' placement.
 
-Conventions (positions in ``[0, 2 pi)``, densities w.r.t. ``dx / 2 pi``):
+Conventions (positions in ``[0, 2 pi)^d``, densities w.r.t. ``dx / (2 pi)^d``):
 :mod:`kmdflow.domains.torus`.
 
-The inverse cdf is the generalised inverse :math:`F^{-1}(u) = \inf\{x \ge 0 : F(x) \ge u\}`, so
-flat stretches of ``F`` (vacuum) are never landed in. Densities with a closed form
+On the circle every rule goes through the generalised inverse cdf
+:math:`F^{-1}(u) = \inf\{x \ge 0 : F(x) \ge u\}`, so flat stretches of ``F`` (vacuum) are never
+landed in. Densities with a closed form
 (:meth:`~kmdflow.measures.base.Density.exact_inverse_cdf`: uniform, indicator) use it; all
-others go through :func:`solve_inverse_cdf`, a vectorised bracketed Newton iteration.
+others go through :func:`solve_inverse_cdf`, a vectorised bracketed Newton iteration. In
+``d >= 2`` the densities map uniforms themselves
+(:meth:`~kmdflow.measures.base_nd.DensityND.transform`); quantile placement has no
+``d``-dimensional analogue there.
 """
 
 from __future__ import annotations
@@ -15,14 +19,14 @@ import numpy as np
 
 from kmdflow.domains.torus import TWO_PI, grid
 from kmdflow.measures.atoms import Atoms
-from kmdflow.measures.base import Density, MeasureError, next_pow2
+from kmdflow.measures.base import Density, MeasureError, TorusDensity, next_pow2
 from kmdflow.measures.piecewise import smooth_bandwidth
 
 #: The largest double below ``2 pi``: positions are clipped to it so they stay in ``[0, 2 pi)``.
 LAST_POSITION = float(np.nextafter(TWO_PI, 0.0))
 
-#: Placement rules accepted by :func:`place_particles`.
-PLACEMENTS = ("quantile", "random")
+#: Placement rules accepted by :func:`place_particles` (``"quantile"``: ``d = 1`` only).
+PLACEMENTS = ("quantile", "random", "sobol")
 
 
 def inverse_cdf(density: Density, u: np.ndarray) -> np.ndarray:
@@ -161,34 +165,45 @@ def random_positions(density: Density, n: int, seed: int) -> np.ndarray:
     return inverse_cdf(density, np.random.default_rng(int(seed)).random(n))
 
 
-def place_particles(density: Density, n: int, placement: str = "quantile", seed: int = 0) -> Atoms:
+def place_particles(density: TorusDensity, n: int, placement: str = "quantile",
+                    seed: int = 0) -> Atoms:
     """``n`` equal-weight atoms (``w_j = 1/n``) approximating ``density``.
 
     Parameters
     ----------
-    density : Density
+    density : TorusDensity
+        A density on :math:`T^d` (a :class:`Density` for ``d = 1``).
     n : int
         Number of particles.
-    placement : {"quantile", "random"}
-        :func:`quantile_positions` or :func:`random_positions`.
+    placement : {"quantile", "random", "sobol"}
+        ``"quantile"``: :func:`quantile_positions` (``d = 1`` only); ``"random"``: i.i.d.
+        (:func:`random_positions` in ``d = 1``); ``"sobol"``: a scrambled Sobol' sequence mapped
+        through the density (:meth:`~kmdflow.measures.base.TorusDensity.sample`).
     seed : int
-        Used by ``"random"`` only.
+        Used by ``"random"`` and ``"sobol"``.
 
     Returns
     -------
     Atoms
+        Positions of shape ``(n,)`` for ``d = 1``, ``(n, d)`` otherwise.
     """
-    if not isinstance(density, Density):
+    if not isinstance(density, TorusDensity):
         raise MeasureError("density", f"got {type(density).__name__}; place particles from a "
-                           "Density (atoms are used as they are)")
-    if placement == "quantile":
-        x = quantile_positions(density, n)
-    elif placement == "random":
-        x = random_positions(density, n, seed)
-    else:
+                           "density (atoms are used as they are)")
+    if placement not in PLACEMENTS:
         raise MeasureError("placement", f"placement = {placement!r}: choose one of "
                            f"{', '.join(PLACEMENTS)}")
-    return Atoms(x, np.full(x.size, 1.0 / x.size))
+    if placement == "quantile" and density.dim != 1:
+        raise MeasureError("placement", f"placement = 'quantile' is for d = 1 only (here d = "
+                           f"{density.dim}); use 'random' or 'sobol'")
+    n = _count(n)
+    if placement == "quantile":
+        x = quantile_positions(density, n)
+    elif placement == "random" and density.dim == 1:
+        x = random_positions(density, n, seed)
+    else:
+        x = density.sample(n, seed, placement)
+    return Atoms(x, np.full(x.shape[0], 1.0 / x.shape[0]))
 
 
 def _count(n) -> int:

@@ -40,7 +40,7 @@ from functools import lru_cache
 
 import numpy as np
 from numpy.polynomial import chebyshev
-from scipy.special import exp1, expn, gamma, gammaincc, zeta
+from scipy.special import exp1, expn, gamma, gammainc, gammaincc, zeta
 
 from kmdflow.domains.torus import TWO_PI, wrap
 from kmdflow.summation.direct import as_particles
@@ -57,21 +57,32 @@ __all__ = [
 
 #: Smallest tolerance handed to finufft (its double-precision floor is near 1e-14).
 EPS_FLOOR = 1e-14
+#: Relative round-off of kernel values: no design asks for ``eta`` below ``ROUNDOFF * rms(K')``.
+ROUNDOFF = 1e-15
 #: Largest far-field cutoff ``K`` (the mode arrays hold ``2K + 1`` complex numbers).
 MAX_MODES = 2**24
 #: Cost model used to choose ``sigma`` (seconds per unit; measured on a 2-core x86 machine, only
 #: their ratios matter): one near-field pair, one Fourier mode (FFT and multiplier), one point of
 #: the spreading/interpolation.
 PAIR_COST = 6.0e-8
-MODE_COST = 4.0e-8
+MODE_COST = 2.0e-8
 #: Share of the error budget ``tol * scale`` given to each of the four approximations (near cutoff,
 #: far cutoff, near-field table, NUFFT); they add up to 1/2, leaving a factor 2 of headroom.
 BUDGET_SHARE = 0.125
 #: Constant ``c`` of the NUFFT error model ``c * eps * (|q|_2 |m|_2 + |a|_2)`` (see Notes of
 #: :func:`nufft_force`); measured errors were below ``0.3 eps`` times that sum (x86, finufft 2.5).
 NUFFT_ERROR_CONSTANT = 1.0
-#: Chebyshev nodes used to fit the near-field polynomial.
+#: Above this ``N * M`` the near-pair count is measured (a sample of the targets) and ``sigma``
+#: chosen again when the atoms are clustered.
+DENSITY_CHECK_PAIRS = 10**8
+#: Below this many points (targets + sources) finufft runs on one thread: on two shared cores its
+#: threads cost more than they save there (measured at N = M = 1e5: 0.06-0.2 s on one thread,
+#: 0.17-0.3 s on two; at 1e6 two threads win, 0.71 s vs 0.8-0.95 s).
+THREADED_POINTS = 1_000_000
+#: Chebyshev nodes used to fit the near-field polynomial, and the largest degree kept (Horner's
+#: rule in the monomial basis of ``u`` in ``[-1, 1]`` stays stable well beyond it for this function).
 TABLE_NODES = 96
+MAX_TABLE_DEGREE = 48
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,8 +144,9 @@ def near_derivative(s: float, sigma: float, x: np.ndarray) -> np.ndarray:
     s : float
         Sobolev order, ``s > 0``.
     sigma : float
-        Split scale, ``0 < sigma``; images are below round-off when ``|x| + 4 sigma^2 ... `` is
-        far from ``2 pi`` (the sums use ``|x| <= pi/2`` and ``sigma <= pi / 8``).
+        Split scale, ``sigma > 0``. The periodic images ``x + 2 pi n`` are left out: the sums use
+        ``|x| < r_cut <= pi/2`` and ``sigma <= pi/8``, where they are below ``exp(-36)`` times
+        ``K_near'`` itself.
     x : float array, any shape
         Separations; ``0`` maps to ``0``.
 
@@ -164,37 +176,40 @@ def _near_envelope(s: float, z: np.ndarray) -> np.ndarray:
     return z ** (2.0 * s - 2.0) * np.abs(_upper_gamma(1.5 - s, z * z))
 
 
+@lru_cache(maxsize=16)
+def _envelope_table(s: float) -> tuple[np.ndarray, np.ndarray]:
+    """``z`` on ``(0, 16]`` (step 0.002) and ``log h(z)``."""
+    z = np.linspace(0.0, 16.0, 8001)[1:]
+    with np.errstate(divide="ignore"):
+        return z, np.log(_near_envelope(s, z))
+
+
 def _near_radius(s: float, target: float) -> float:
-    """Smallest ``z`` beyond which ``h(z) <= target`` (0 when ``h`` never exceeds it)."""
-    zs = np.linspace(1e-3, 12.0, 2400)
-    h = _near_envelope(s, zs)
-    above = np.nonzero(h > target)[0]
+    """A ``z`` beyond which ``h(z) <= target`` (the next grid point after the last exceedance; 0 when
+    ``h`` never exceeds ``target``)."""
+    z, log_h = _envelope_table(s)
+    above = np.nonzero(log_h > math.log(target))[0]
     if above.size == 0:
         return 0.0
-    lo = zs[above[-1]]
-    hi = lo + 0.5
-    while _near_envelope(s, hi) > target:
-        lo, hi = hi, hi + 1.0
-    for _ in range(60):                        # bisection on the decreasing tail
-        mid = 0.5 * (lo + hi)
-        if _near_envelope(s, mid) > target:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    return float(z[min(int(above[-1]) + 1, z.size - 1)])
+
+
+@lru_cache(maxsize=16)
+def _far_tail_table(s: float) -> tuple[np.ndarray, np.ndarray]:
+    """``kappa`` on ``[0.05, 12]`` and the log of ``E1(kappa^2) (1 + (|s - 1| + 1) / kappa^2) / Gamma(s)``."""
+    kappa = np.linspace(0.05, 12.0, 4000)
+    w = kappa * kappa
+    return kappa, np.log(exp1(w) * (1.0 + (abs(s - 1.0) + 1.0) / w) / gamma(s))
 
 
 def _far_tail_kappa(s: float, target: float) -> float:
-    """``kappa`` with ``E1(kappa^2) (1 + |s - 1| / kappa^2) <= target``: ``2 int_kappa^inf u^(1-2s) Q(s, u^2) du``."""
-    lo, hi = 1e-3, 40.0
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        w = mid * mid
-        if exp1(w) * (1.0 + abs(s - 1.0) / w + 1.0 / w) > target:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    """``kappa`` with ``2 int_kappa^inf u^(1-2s) Q(s, u^2) du <= target`` (asymptotic form of ``Q``;
+    only sizes the design: the cutoff ``K`` itself comes from the exact weights)."""
+    kappa, log_tail = _far_tail_table(s)
+    above = np.nonzero(log_tail > math.log(target))[0]
+    if above.size == 0:
+        return float(kappa[0])
+    return float(kappa[min(int(above[-1]) + 1, kappa.size - 1)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,23 +218,22 @@ def _far_tail_kappa(s: float, target: float) -> float:
 
 @dataclass(frozen=True)
 class EwaldDesign:
-    """Parameters of one evaluation.
+    """Parameters of one evaluation (chosen by :func:`ewald_design`).
 
     Attributes
     ----------
     s : float
         Sobolev order.
     sigma : float
-        Split scale (``sqrt`` of the heat-kernel time where the split is made).
+        Split scale: the far multiplier is ``|k|^(-2s) Q(s, sigma^2 k^2)``.
     n_modes : int
         ``K``: the far field keeps the modes ``0 < |k| <= K``.
     r_cut : float
-        Near-field radius (``0``: no near field needed at this tolerance).
+        Near-field radius (``0``: no near field is needed at this tolerance).
     eps : float
         Tolerance handed to both NUFFTs.
     eta : float
-        Bound, per unit of charge, on each kernel-level approximation (near cutoff, far cutoff,
-        near-field table).
+        Bound, per unit of charge, on the near cutoff, the far cutoff and the near-field fit.
     """
 
     s: float
@@ -230,11 +244,12 @@ class EwaldDesign:
     eta: float
 
 
-def _sigma_grid(s: float, eta: float, n_targets: int, n_sources: int, symmetric: bool):
-    """Candidate ``sigma`` values (quarter octaves) with their ``(z_cut, kappa, cost)``."""
+@lru_cache(maxsize=32)
+def _sigma_grid(s: float, eta: float, n_targets: int, n_sources: int, symmetric: bool, density: float):
+    """Cheapest ``(sigma, z_cut, K guess)`` over quarter octaves of ``sigma`` (module cost model)."""
     c0 = math.sqrt(math.pi) / gamma(s)
-    pairs_factor = (0.5 if symmetric else 1.0) * n_targets * n_sources / math.pi
-    spacing = TWO_PI / max(n_sources, 1)
+    pairs_factor = (0.5 if symmetric else 1.0) * density * n_targets * n_sources / math.pi
+    spacing = TWO_PI / n_sources
     best = None
     for j in range(-40, 41):
         sigma = spacing * 2.0 ** (j / 4.0)
@@ -242,19 +257,16 @@ def _sigma_grid(s: float, eta: float, n_targets: int, n_sources: int, symmetric:
             break
         z_cut = _near_radius(s, eta / (c0 * sigma ** (2.0 * s - 2.0)))
         r_cut = 2.0 * sigma * z_cut
-        if r_cut > np.pi / 2:
+        n_modes = max(1, math.ceil(_far_tail_kappa(s, eta / sigma ** (2.0 * s - 2.0)) / sigma))
+        if r_cut > np.pi / 2 or n_modes > MAX_MODES:
             continue
-        kappa = _far_tail_kappa(s, eta / sigma ** (2.0 * s - 2.0))
-        n_modes = max(1, math.ceil(kappa / sigma))
-        if n_modes > MAX_MODES:
-            continue
-        cost = PAIR_COST * pairs_factor * r_cut + MODE_COST * (2 * n_modes + 1) * max(1.0, math.log2(n_modes))
+        cost = PAIR_COST * pairs_factor * r_cut + MODE_COST * (2 * n_modes + 1) * math.log2(n_modes + 1)
         if best is None or cost < best[-1]:
             best = (sigma, z_cut, n_modes, cost)
     if best is None:
-        raise ValueError(f"no Ewald split fits tol and sizes (n_sources={n_sources}); "
-                         f"use summation='direct'")
-    return best
+        raise ValueError(f"no Ewald split meets eta={eta:.3g} with at most {MAX_MODES} modes "
+                         f"for s={s}; use summation='direct' or a larger tol")
+    return best[:3]
 
 
 @lru_cache(maxsize=8)
@@ -264,16 +276,23 @@ def _far_weights(s: float, sigma: float, k_max: int) -> np.ndarray:
 
 
 def _modes_for(s: float, sigma: float, eta: float, guess: int) -> int:
-    """Smallest ``K`` with ``2 sum_(k > K) b_k <= eta``, from the exact weights."""
+    """Smallest ``K`` with ``2 sum_(k > K) b_k <= eta``, from the exact weights (``b_k`` decays like
+    ``exp(-sigma^2 k^2)`` beyond ``k_hi``, so stopping once it is ``1e-3 eta sigma`` loses nothing)."""
     k_hi = max(8, int(1.5 * guess) + 8)
-    b = _far_weights(s, sigma, k_hi)
+    while True:
+        b = _far_weights(s, sigma, k_hi)
+        if b[-1] < 1e-3 * eta * sigma or k_hi >= MAX_MODES:
+            break
+        k_hi *= 2
     tail = 2.0 * np.cumsum(b[::-1])[::-1]      # tail[k] = 2 sum_(j >= k) b_j
     ok = np.nonzero(tail <= eta)[0]
-    return int(ok[0]) - 1 if ok.size else k_hi
+    return max(int(ok[0]) - 1, 1) if ok.size else k_hi
 
 
-def ewald_design(s: float, n_targets: int, n_sources: int, tol: float, scale: float,
-                 *, symmetric: bool = False) -> EwaldDesign:
+@lru_cache(maxsize=32)
+def ewald_design(s: float, n_targets: int, n_sources: int, *, tol: float, force_scale: float,
+                 charge_l1: float, charge_l2: float, symmetric: bool = False,
+                 density: float = 1.0) -> EwaldDesign:
     r"""Choose ``sigma``, ``K``, ``r_cut`` and the NUFFT tolerance for one evaluation.
 
     Parameters
@@ -283,52 +302,81 @@ def ewald_design(s: float, n_targets: int, n_sources: int, tol: float, scale: fl
     n_targets, n_sources : int
         Problem sizes ``N``, ``M``.
     tol : float
-        Requested accuracy relative to the force scale.
-    scale : float
-        Force scale per unit of charge, ``S / sum_j |q_j|``: the errors are kept below
-        ``tol * S``.
+        Requested accuracy relative to ``force_scale``.
+    force_scale : float
+        ``S``: the error estimate of :func:`nufft_force` is kept below ``tol * S / 2``.
+    charge_l1, charge_l2 : float
+        ``sum_j |q_j|`` and ``(sum_j q_j^2)^(1/2)``.
     symmetric : bool
-        Whether targets and sources are the same points (each near pair is then evaluated once).
+        Whether targets and sources are the same points (each near pair is evaluated once).
+    density : float
+        Near pairs per unit ``r_cut`` relative to uniformly spread atoms (clustered atoms have
+        more neighbours; :func:`nufft_force` measures it and redesigns when it is large).
 
     Returns
     -------
     EwaldDesign
+        Cached: repeated calls with the same arguments (a flow's every step) cost nothing.
 
     Notes
     -----
-    Each kernel-level approximation is bounded by ``eta = BUDGET_SHARE * tol * scale`` per unit
-    charge: ``|K_near'(x)| <= eta`` for ``|x| >= r_cut``, ``2 sum_(k > K) b_k <= eta``, and the
-    near-field polynomial to ``eta``. ``sigma`` minimises the model cost
-    ``PAIR_COST * pairs + MODE_COST * (2K + 1) log2 K`` with ``pairs = N M r_cut / pi`` (uniform
-    density; halved when symmetric), over quarter octaves; for ``s > 1`` both tails carry a
-    factor ``sigma^(2s-2)``, so small ``sigma`` needs fewer modes than ``sqrt(log(1/eta))/sigma``.
+    With ``b = BUDGET_SHARE * tol * S``: ``eta = b / sum|q|`` bounds ``|K_near'(x)|`` for
+    ``|x| >= r_cut``, the far tail ``2 sum_(k > K) b_k`` and the near-field fit;
+    ``eps = b / (2 c |q|_2 |m|_2)`` (``|m|_2`` the rms of ``K_far'``) meets the NUFFT error model
+    when the far force has the rms of random charges (checked afterwards). ``sigma`` minimises
+    ``PAIR_COST * pairs + MODE_COST * (2K + 1) log2 K``, ``pairs = density N M r_cut / pi``
+    (halved when symmetric): the near pairs grow with ``sigma``, the modes like
+    ``1 / sigma``, so each target keeps a bounded number of neighbours and the cost is
+    ``O((N + M) log(N + M))``. For ``s > 1`` both tails carry a factor ``sigma^(2s-2)``, so few
+    neighbours or modes are needed (for large ``s`` no near field at all).
     """
-    eta = BUDGET_SHARE * tol * scale
-    sigma, z_cut, guess, _ = _sigma_grid(s, eta, n_targets, n_sources, symmetric)
+    budget = BUDGET_SHARE * tol * force_scale
+    eta = budget / charge_l1
+    sigma, z_cut, guess = _sigma_grid(s, eta, int(n_targets), int(n_sources), bool(symmetric),
+                                      float(density))
     n_modes = _modes_for(s, sigma, eta, guess)
-    eps = max(EPS_FLOOR, BUDGET_SHARE * tol)
-    return EwaldDesign(s=s, sigma=sigma, n_modes=max(n_modes, 1), r_cut=2.0 * sigma * z_cut,
-                       eps=eps, eta=eta)
+    b = _far_weights(s, sigma, n_modes)
+    m_norm = math.sqrt(2.0 * float(np.sum(b * b)))
+    eps = budget / (2.0 * NUFFT_ERROR_CONSTANT * charge_l2 * m_norm) if m_norm > 0 else 1e-2
+    return EwaldDesign(s=s, sigma=sigma, n_modes=n_modes, r_cut=float(2.0 * sigma * z_cut),
+                       eps=float(min(max(eps, EPS_FLOOR), 1e-2)), eta=eta)
 
 
 # ---------------------------------------------------------------------------------------------
 # Near field: singular part + fitted polynomial, evaluated on pair separations
 # ---------------------------------------------------------------------------------------------
 
+def _horner(coeffs: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """``sum_l coeffs[l] u^l``, one output array reused."""
+    out = np.full(u.shape, coeffs[-1])
+    for c in coeffs[-2::-1]:
+        out *= u
+        out += c
+    return out
+
+
 @dataclass(frozen=True)
 class _NearKernel:
     r"""``K_near'(d)`` for ``0 < d < r_cut``: ``S(d) + d P(d^2)``, ``P`` a polynomial in ``u``.
 
-    ``u = (d^2 - center) / half`` maps ``[0, r_cut^2]`` to ``[-1, 1]``; ``coeffs`` are monomial
-    coefficients in ``u`` (converted from a Chebyshev interpolant: for this entire function
-    their absolute sum stays within a few times ``max |P|``, so Horner's rule is stable).
+    The singular part ``S`` is that of ``K_s'`` (and of the closed form of ``K_near'``):
+
+        S(d) = -sqrt(pi) / Gamma(s) * 2^(2-2s) Gamma(3/2 - s) d^(2s-2)       (s not in 3/2 + N)
+        S(d) = 2 sqrt(pi) / Gamma(s) * 2^(2-2s) (-1)^m / m! d^(2m+1) log d     (s = m + 3/2)
+
+    (for ``s = 1``: ``-pi``, the jump of the sawtooth). What is left, ``d P(d^2)``, is odd and
+    analytic; ``u = 2 d^2 / r_cut^2 - 1`` maps ``[0, r_cut]`` to ``[-1, 1]`` and ``coeffs`` are
+    the monomial coefficients in ``u`` of a Chebyshev interpolant (for this entire function their
+    absolute sum stays within a few times ``max |P|``, so Horner's rule is stable). For ``s < 3/2``
+    the remainder is computed as ``sqrt(pi)/Gamma(s) 2^(2-2s) d^(2s-2) gamma(3/2 - s, d^2/4sigma^2)``
+    (lower incomplete gamma), free of the cancellation between ``K_near'`` and ``S`` at small ``d``.
     """
 
     s: float
     sigma: float
     r_cut: float
     eta: float
-    kind: str = field(init=False)          # "power" (c d^p), "log" (c d^p log d), "none"
+    kind: str = field(init=False)          # "power" (c d^p) or "log" (c d^p log d)
     power: float = field(init=False)
     coefficient: float = field(init=False)
     coeffs: np.ndarray = field(init=False, repr=False)
@@ -349,21 +397,31 @@ class _NearKernel:
         object.__setattr__(self, "power", power)
         object.__setattr__(self, "coefficient", coefficient)
         half = 0.5 * self.r_cut**2
+        scale = root_pi / gamma(s) * 2.0 ** (2.0 - 2.0 * s)
+        sigma = self.sigma
 
         def smooth(u):
             d = np.sqrt((u + 1.0) * half)
-            return (near_derivative(s, self.sigma, d) - self.singular(d)) / d
+            if a > 0:      # K_near' - S = scale d^(2s-2) gamma_lower(a, w): no cancellation near 0
+                w = (d / (2.0 * sigma)) ** 2
+                return scale * d ** (2.0 * s - 3.0) * gammainc(a, w) * gamma(a)
+            return (near_derivative(s, sigma, d) - self.singular(d)) / d
 
         cheb = chebyshev.chebinterpolate(smooth, TABLE_NODES - 1)
-        # keep the shortest expansion whose dropped tail is below eta / r_cut (|d| <= r_cut)
-        tail = np.cumsum(np.abs(cheb[::-1]))[::-1] * self.r_cut   # tail[j] = r_cut sum_(i >= j) |c_i|
-        small = np.nonzero(tail <= 0.5 * self.eta)[0]
-        degree = max(int(small[0]) - 1, 0) if small.size else cheb.size - 1
-        # the last coefficients are round-off: their size estimates the interpolation floor
-        floor = self.r_cut * float(np.max(np.abs(cheb[-8:])))
-        error = (tail[degree + 1] if degree + 1 < cheb.size else 0.0) + floor
-        object.__setattr__(self, "coeffs", chebyshev.cheb2poly(cheb[:degree + 1]))
-        object.__setattr__(self, "error", float(error))
+        # round-off floor of the interpolant: the size of its last coefficients
+        noise = float(np.max(np.abs(cheb[-16:])))
+        # shortest expansion whose dropped coefficients are all below eta / (16 r_cut) or the floor
+        limit = max(self.eta / (16.0 * self.r_cut), 2.0 * noise)
+        above = np.nonzero(np.abs(cheb) > limit)[0]
+        degree = min(int(above[-1]) if above.size else 0, MAX_TABLE_DEGREE)
+        dropped = float(np.max(np.abs(cheb[degree + 1:]))) if degree + 1 < cheb.size else 0.0
+        coeffs = chebyshev.cheb2poly(cheb[:degree + 1])
+        object.__setattr__(self, "coeffs", coeffs)
+        # fit error measured against the closed form between the nodes, with a factor 2 margin
+        u = np.linspace(-1.0, 1.0, 4 * TABLE_NODES + 1)[1:]
+        d = np.sqrt((u + 1.0) * half)
+        misfit = np.max(np.abs(d * (_horner(coeffs, u) - smooth(u))))
+        object.__setattr__(self, "error", float(2.0 * misfit + self.r_cut * dropped))
 
     @property
     def degree(self) -> int:
@@ -384,10 +442,7 @@ class _NearKernel:
         u = d * d
         u -= 0.5 * self.r_cut**2
         u *= 2.0 / self.r_cut**2
-        out = np.full(d.shape, self.coeffs[-1])
-        for c in self.coeffs[-2::-1]:
-            out *= u
-            out += c
+        out = _horner(self.coeffs, u)
         out *= d
         out += self.singular(d)
         return out
@@ -398,70 +453,93 @@ def _near_kernel(s: float, sigma: float, r_cut: float, eta: float) -> _NearKerne
     return _NearKernel(s, sigma, r_cut, eta)
 
 
-def _near_symmetric(g, ys: np.ndarray, qs: np.ndarray, r_cut: float) -> np.ndarray:
-    """Near-field force at the sorted sources themselves: each pair is evaluated once.
+def _near_symmetric(g, ys: np.ndarray, qs: np.ndarray, r_cut: float) -> tuple[np.ndarray, int]:
+    """Near-field force at the sorted sources themselves, each pair evaluated once.
 
     For the pair ``(i, j = i + r mod M)`` at separation ``d = y_j - y_i`` (cyclic, ``>= 0``),
     ``F_i += q_j K_near'(-d) = -q_j g(d)`` and ``F_j += q_i g(d)``. Separations grow with ``r``,
-    so a source leaves the scan at its first neighbour beyond ``r_cut``; while most sources are
-    still in it, contiguous slices replace the index arrays.
+    so a source leaves the scan at its first neighbour beyond ``r_cut``. While most sources are
+    still in the scan, whole contiguous slices are evaluated (masked); then index arrays.
+    Returns the force and the number of pairs evaluated.
     """
     m = ys.size
     force = np.zeros(m)
-    active = np.arange(m)
-    dense = True
     d = np.empty(m)
+    pairs = 0
+    active = None
     for r in range(1, m):
-        if dense:
+        if active is None:
             np.subtract(ys[r:], ys[:m - r], out=d[:m - r])
             np.subtract(ys[:r], ys[m - r:], out=d[m - r:])
             d[m - r:] += TWO_PI
-            near = d < r_cut
-            active = np.flatnonzero(near)
+            inside = d < r_cut
+            count = int(np.count_nonzero(inside))
+            if count == 0:
+                break
+            if 3 * count > 2 * m:                  # dense: evaluate every slot, zero the rest
+                keep = inside & (d > 0.0)
+                val = g(np.where(keep, d, r_cut))
+                val *= keep
+                pairs += count
+                force[:m - r] -= qs[r:] * val[:m - r]
+                force[m - r:] -= qs[:r] * val[m - r:]
+                force[r:] += qs[:m - r] * val[:m - r]
+                force[:r] += qs[m - r:] * val[m - r:]
+                continue
+            active = np.flatnonzero(inside)
             sep = d[active]
-            dense = 2 * active.size > m
         else:
             j = active + r
             wrapped = j >= m
             j[wrapped] -= m
             sep = ys[j] - ys[active]
             sep[wrapped] += TWO_PI
-            near = sep < r_cut
-            active, sep = active[near], sep[near]
-        if active.size == 0:
-            break
+            inside = sep < r_cut
+            active, sep = active[inside], sep[inside]
+            if active.size == 0:
+                break
         hit = sep > 0.0
-        i = active[hit] if not np.all(hit) else active
-        if not np.all(hit):
-            sep = sep[hit]
+        i, sep = active[hit], sep[hit]
         j = i + r
         j[j >= m] -= m
         val = g(sep)
+        pairs += i.size
         force[i] -= qs[j] * val
         force[j] += qs[i] * val
-    return force
+    return force, pairs
 
 
-def _near_general(g, xs: np.ndarray, ys: np.ndarray, qs: np.ndarray, r_cut: float) -> np.ndarray:
-    """Near-field force at sorted targets ``xs`` from sorted sources ``ys`` (both in ``[0, 2pi)``)."""
+def _near_general(g, xs: np.ndarray, ys: np.ndarray, qs: np.ndarray, r_cut: float) -> tuple[np.ndarray, int]:
+    """Near-field force at sorted targets ``xs`` from sorted sources ``ys`` (both in ``[0, 2pi)``).
+
+    Scans the sorted sources right (``direction = 1``, ``d = y - x``) and left (``d = x - y``) of
+    each target until the separation reaches ``r_cut``; returns the force and the pair count.
+    """
     m = ys.size
     force = np.zeros(xs.size)
-    start = np.searchsorted(ys, xs, side="left")          # first source >= target
+    pairs = 0
+    first = np.searchsorted(ys, xs, side="left")          # first source >= target
     for direction in (1, -1):
-        active = np.arange(xs.size)
+        active = np.arange(xs.size)                       # targets still scanning, their
+        base = first if direction == 1 else first - 1     # first source index and position
+        xa = xs
         for r in range(m):
-            if active.size == 0:
-                break
-            j = start[active] + r if direction == 1 else start[active] - 1 - r
-            wrapped = (j >= m) | (j < 0)
-            j %= m
-            d = (ys[j] - xs[active]) * direction
+            j = base + r if direction == 1 else base - r
+            wrapped = j >= m if direction == 1 else j < 0
+            j[wrapped] -= direction * m
+            d = ys[j] - xa if direction == 1 else xa - ys[j]
             d[wrapped] += TWO_PI
             near = d < r_cut
-            active, j, d = active[near], j[near], d[near]
-            hit = d > 0.0
-            force[active[hit]] -= direction * qs[j[hit]] * g(d[hit])
-    return force
+            if not near.all():
+                active, base, xa, j, d = active[near], base[near], xa[near], j[near], d[near]
+                if active.size == 0:
+                    break
+            apart = d > 0.0                                # coincident atoms: K'(0) = 0
+            val = g(np.where(apart, d, r_cut))
+            val *= apart
+            pairs += int(np.count_nonzero(apart))
+            force[active] -= direction * qs[j] * val
+    return force, pairs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,13 +551,13 @@ def _far_field(design: EwaldDesign, xs: np.ndarray, ys: np.ndarray, qs: np.ndarr
     import finufft
 
     k_max = design.n_modes
-    b = _far_weights(design.s, design.sigma, max(k_max, 1))[:k_max + 1]
+    b = _far_weights(design.s, design.sigma, k_max)
+    threads = 1 if xs.size + ys.size < THREADED_POINTS else 0
     coeffs = finufft.nufft1d1(ys, qs.astype(np.complex128), 2 * k_max + 1, eps=design.eps,
-                              isign=-1, modeord=0)
-    # multiplier i sign(k) b_|k| on k = -K .. K
-    mult = np.concatenate([-b[:0:-1], b]) * 1j
-    coeffs *= mult
-    values = finufft.nufft1d2(ys if same else xs, coeffs, eps=design.eps, isign=1, modeord=0)
+                              isign=-1, modeord=0, nthreads=threads)
+    coeffs *= np.concatenate([-b[:0:-1], b]) * 1j           # i sign(k) b_|k| on k = -K .. K
+    values = finufft.nufft1d2(ys if same else xs, coeffs, eps=design.eps, isign=1, modeord=0,
+                              nthreads=threads)
     return values.real, float(np.sqrt(2.0 * np.sum(b * b))), float(np.linalg.norm(coeffs))
 
 
@@ -536,68 +614,76 @@ def _check_tol(tol: float) -> float:
     return value
 
 
-def _one_pass(kernel, design, xs, ys, qs, same):
-    far, m_norm, a_norm = _far_field(design, xs, ys, qs, same)
-    pairs = 0
+def _pair_density(xs: np.ndarray, ys: np.ndarray, r_cut: float) -> float:
+    """Sources within ``r_cut`` of the targets, relative to uniformly spread sources (a sample of
+    about 4096 sorted targets; the wrap-around at ``0 = 2 pi`` is ignored)."""
+    sample = xs[::max(1, xs.size // 4096)]
+    count = np.searchsorted(ys, sample + r_cut) - np.searchsorted(ys, sample - r_cut)
+    return float(np.mean(count)) / (ys.size * r_cut / np.pi)
+
+
+def _one_pass(design: EwaldDesign, xs, ys, qs, same: bool):
+    """Force at the sorted targets and the data-dependent terms of the error estimate."""
+    force, m_norm, a_norm = _far_field(design, xs, ys, qs, same)
+    pairs, table_error = 0, 0.0
     if design.r_cut > 0.0:
         g = _near_kernel(design.s, design.sigma, design.r_cut, design.eta)
-        near = _near_symmetric(g, ys, qs, design.r_cut) if same else _near_general(g, xs, ys, qs, design.r_cut)
+        near, pairs = (_near_symmetric(g, ys, qs, design.r_cut) if same
+                       else _near_general(g, xs, ys, qs, design.r_cut))
+        force += near
         table_error = g.error
-        pairs = -1
-    else:
-        near, table_error = 0.0, 0.0
-    return far + near, m_norm, a_norm, table_error, pairs
+    return force, m_norm, a_norm, table_error, pairs
 
 
-def nufft_force_report(kernel, targets, sources, charges, *, tol: float = 1e-10):
-    r""":func:`nufft_force` and a :class:`NufftReport` of the design and the error estimate."""
+def nufft_force_report(kernel, targets, sources, charges, *,
+                       tol: float = 1e-10) -> tuple[np.ndarray, NufftReport]:
+    r""":func:`nufft_force`, and a :class:`NufftReport` of the design and the error estimate."""
     tol = _check_tol(tol)
     x, y, q = as_particles(targets, sources, charges)
     s = float(kernel.s)
     n, m = x.size, y.size
-    norm1 = float(np.sum(np.abs(q)))
-    if n == 0 or m == 0 or norm1 == 0.0:
-        empty = EwaldDesign(s, 0.0, 0, 0.0, 0.0, 0.0)
-        return np.zeros(n), NufftReport(empty, 0, 0.0, 0.0, 0, True)
-    norm2 = float(np.linalg.norm(q))
+    l1 = float(np.sum(np.abs(q)))
+    if n == 0 or m == 0 or l1 == 0.0:
+        return np.zeros(n), NufftReport(EwaldDesign(s, 0.0, 0, 0.0, 0.0, 0.0), 0, 0.0, 0.0, 0, True)
+    l2 = float(np.linalg.norm(q))
 
     same = x.shape == y.shape and np.array_equal(x, y)
     y_wrapped = wrap(y)
-    order = np.argsort(y_wrapped, kind="stable")
+    order = np.argsort(y_wrapped)
     ys, qs = y_wrapped[order], q[order]
     if same:
         t_order, xs = order, ys
     else:
         x_wrapped = wrap(x)
-        t_order = np.argsort(x_wrapped, kind="stable")
+        t_order = np.argsort(x_wrapped)
         xs = x_wrapped[t_order]
 
-    scale = norm2 * _rms_derivative(s, m)            # a priori: rms force of random charges
-    passes = 0
-    while True:
-        passes += 1
-        design = ewald_design(s, n, m, tol, scale / norm1, symmetric=same)
-        # NUFFT tolerance from the error model, assuming |a|_2 ~ |q|_2 |m|_2 (random charges)
-        b = _far_weights(s, design.sigma, max(design.n_modes, 1))[:design.n_modes + 1]
-        m_norm = math.sqrt(2.0 * float(np.sum(b * b)))
-        eps = BUDGET_SHARE * tol * scale / (NUFFT_ERROR_CONSTANT * 2.0 * norm2 * max(m_norm, 1e-300))
-        design = EwaldDesign(s, design.sigma, design.n_modes, design.r_cut, max(EPS_FLOOR, min(eps, 1e-2)),
-                             design.eta)
-        force_sorted, m_norm, a_norm, table_error, pairs = _one_pass(kernel, design, xs, ys, qs, same)
-        bound = (norm1 * (2.0 * design.eta + table_error)
-                 + NUFFT_ERROR_CONSTANT * design.eps * (norm2 * m_norm + a_norm))
+    rms = _rms_derivative(s, m)
+    scale = l2 * rms                              # a priori: rms force of random charges
+    # below this scale eta would sink under the round-off of the kernel values themselves
+    floor = l1 * rms * ROUNDOFF / (BUDGET_SHARE * tol)
+    density = 1.0
+    for passes in (1, 2):
+        design = ewald_design(s, n, m, tol=tol, force_scale=scale, charge_l1=l1, charge_l2=l2,
+                              symmetric=same, density=density)
+        if design.r_cut > 0.0 and n * m > DENSITY_CHECK_PAIRS:
+            measured = _pair_density(xs, ys, design.r_cut)
+            if measured > 4.0 * density:          # clustered atoms: fewer neighbours, more modes
+                density = 2.0 ** math.ceil(math.log2(measured))
+                design = ewald_design(s, n, m, tol=tol, force_scale=scale, charge_l1=l1,
+                                      charge_l2=l2, symmetric=same, density=density)
+        force_sorted, m_norm, a_norm, table_error, pairs = _one_pass(design, xs, ys, qs, same)
+        bound = l1 * (2.0 * design.eta + table_error) + NUFFT_ERROR_CONSTANT * design.eps * (l2 * m_norm + a_norm)
         max_force = float(np.max(np.abs(force_sorted)))
         attained = bound <= tol * max_force
-        if attained or passes == 2:
+        if attained or scale <= floor:
             break
-        scale = 0.5 * max_force                        # a posteriori: the force is smaller
-        if scale == 0.0:
-            break
+        # a posteriori: the force is smaller than assumed; a power of 2 keeps the caches warm
+        scale = max(2.0 ** math.floor(math.log2(max(0.5 * max_force, floor))), floor)
     if not attained:
-        warnings.warn(f"nufft_force: estimated error {bound:.2e} exceeds tol * max|F| = "
-                      f"{tol * max_force:.2e} (tol={tol:g}); the forces are too small for this "
-                      f"tol in double precision; use summation='direct' or a larger tol",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn("nufft_force: the estimated error exceeds tol * max|F|: the forces are too "
+                      "small for this tol in double precision (e.g. particles at equilibrium); "
+                      "use summation='direct' or a larger tol", RuntimeWarning, stacklevel=2)
     force = np.empty(n)
     force[t_order] = force_sorted
     return force, NufftReport(design, passes, bound, max_force, pairs, attained)

@@ -1,0 +1,62 @@
+"""``kmdflow bench`` entry for ``summation="nufft"``: speed and accuracy against the direct sum.
+
+Registered by :mod:`kmdflow.bench` (``BENCHMARKS["nufft_velocity"]``); printed in the style of
+:func:`kmdflow.bench.bench_particle_velocity`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from kmdflow.domains import torus
+
+__all__ = ["bench_nufft_velocity"]
+
+
+def bench_nufft_velocity(quick: bool) -> dict:
+    """Particle velocity on T^1 via ``nufft`` (tol 1e-8) vs ``direct``, s = 1.25 and 1.5, uniform target."""
+    from kmdflow.bench import best_time, fitted_exponent
+    from kmdflow.kernels.sobolev import SobolevKernel
+    from kmdflow.summation import direct_force
+    from kmdflow.summation.nufft import nufft_force_report
+
+    tol = 1e-8
+    nufft_sizes = [10**4, 10**5, 10**6] if not quick else [10**4, 10**5]
+    direct_size = 2 * 10**4 if not quick else 5 * 10**3
+    rng = np.random.default_rng(0)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"  load average before: {load:.2f} on {os.cpu_count()} cores; tol = {tol:g}")
+    results = {"tol": tol, "load_before": load}
+    for s in (1.25, 1.5):
+        kernel = SobolevKernel(s)
+        times, designs = {}, {}
+        for n in sorted(set(nufft_sizes) | {direct_size}):
+            x = rng.uniform(0.0, torus.TWO_PI, n)
+            w = np.full(n, 1.0 / n)
+            nufft_force_report(kernel, x, x, w, tol=tol)            # design and tables, cached
+            times[n] = best_time(lambda: nufft_force_report(kernel, x, x, w, tol=tol))
+            designs[n] = nufft_force_report(kernel, x, x, w, tol=tol)[1]
+            if n == direct_size:
+                exact = direct_force(kernel, x, x, w)
+                direct_seconds = best_time(lambda: direct_force(kernel, x, x, w), repeat=1)
+                force = nufft_force_report(kernel, x, x, w, tol=tol)[0]
+                error = float(np.max(np.abs(force - exact)) / np.max(np.abs(exact)))
+        exponent = fitted_exponent(nufft_sizes, [times[n] for n in nufft_sizes])
+        ratio = direct_seconds / times[direct_size]
+        print(f"  s = {s:g}")
+        for n in sorted(times):
+            report = designs[n]
+            extra = (f"   direct {direct_seconds:9.4f} s   ratio {ratio:8.0f}x   max error / max|F| {error:.1e}"
+                     if n == direct_size else "")
+            print(f"    N = {n:>8d}   nufft {times[n]:9.4f} s   K = {report.design.n_modes:>8d}   "
+                  f"near pairs {report.pairs:>9d}{extra}")
+        print(f"    fitted cost exponent of nufft over N = {nufft_sizes[0]:.0e}..{nufft_sizes[-1]:.0e}: "
+              f"{exponent:.3f}")
+        results[s] = {"nufft": times, "direct": {direct_size: direct_seconds}, "ratio": ratio,
+                      "exponent": exponent, "error": error}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"  load average after: {load:.2f}")
+    results["load_after"] = load
+    return results
