@@ -120,8 +120,6 @@ BAD = [
     ({"initial": {"kind": "von_mses"}}, "initial.kind", "did you mean 'von_mises'"),
     ({"initial": {"kind": "mode", "decay": 1.0}}, "initial.decay", "perturbation"),
     ({"domain": {"kind": "sphere"}}, "domain.kind", "not yet supported"),
-    ({"domain": {"dim": 2}}, "domain.dim", "not yet supported"),
-    ({"domain": {"dim": 3}}, "domain.dim", "not yet supported"),
     ({"domain": {"dim": 4}}, "domain.dim", "must be 1, 2 or 3"),
     ({"domain": {"dim": 0}}, "domain.dim", "must be 1, 2 or 3"),
     ({"energy": {"kernel": "relu"}}, "energy.kernel", "not yet supported"),
@@ -486,7 +484,8 @@ KEYS = ["kind", "dim", "kernel", "s", "alpha", "beta", "n", "integrator", "summa
         "weights_path"]
 WORDS = ["torus", "sphere", "sobolev", "relu", "wasserstein", "wfr", "uniform", "mode",
          "perturbation", "von_mises", "mixture", "indicator", "particles", "file", "spectral",
-         "auto", "sorted", "nufft", "direct", "quantile", "random", "log", "linear", ".", "x.npy"]
+         "auto", "sorted", "nufft", "direct", "quantile", "random", "log", "linear", ".", "x.npy",
+         "sobol"]
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 1100), st.integers(),
                     st.floats(), st.text(max_size=6), st.sampled_from(WORDS))

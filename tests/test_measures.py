@@ -229,8 +229,8 @@ def test_place_particles():
     np.testing.assert_allclose(atoms.weights, 1 / 64, rtol=1e-15)
     rnd = place_particles(build("mode"), 64, "random", 5)
     np.testing.assert_array_equal(rnd.positions, random_positions(build("mode"), 64, 5))
-    with pytest.raises(MeasureError, match="placement.*quantile, random"):
-        place_particles(build("mode"), 64, "sobol", 0)
+    with pytest.raises(MeasureError, match="placement.*quantile, random, sobol"):
+        place_particles(build("mode"), 64, "grid", 0)
     with pytest.raises(MeasureError, match="n = 0"):
         place_particles(build("mode"), 0)
     with pytest.raises(MeasureError, match="atoms are used as they are"):

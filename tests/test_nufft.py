@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from functools import lru_cache
+from functools import cache
 
 import mpmath
 import numpy as np
@@ -48,7 +48,7 @@ def particle_target_problem(n: int, seed: int):
     return x, np.concatenate([x, y]), np.concatenate([w, -u])
 
 
-@lru_cache(maxsize=None)
+@cache
 def reference(kind: str, n: int, seed: int, s: float):
     """The problem and its direct (exact-kernel) force, computed once per module run."""
     x, y, q = (uniform_target_problem if kind == "uniform" else particle_target_problem)(n, seed)
@@ -243,7 +243,7 @@ def test_equilibrium_warns():
 
 
 def test_auto_chooses_nufft_for_large_non_integer_problems():
-    side = int(math.isqrt(AUTO_NUFFT_PAIRS)) + 1
+    side = math.isqrt(AUTO_NUFFT_PAIRS) + 1
     assert choose_summation(SobolevKernel(1.5), side, side) == "nufft"
     assert choose_summation(SobolevKernel(1.5), 100, 100) == "direct"
     assert choose_summation(SobolevKernel(2), side, side) == "sorted"        # exact for integer s

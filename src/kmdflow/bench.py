@@ -147,8 +147,9 @@ BENCHMARKS = {
 
 def _all_benchmarks() -> dict:
     from kmdflow import bench_nd
+    from kmdflow.bench_nufft import bench_nufft_velocity
 
-    return {**BENCHMARKS, **bench_nd.BENCHMARKS}
+    return {**BENCHMARKS, "nufft_velocity": bench_nufft_velocity, **bench_nd.BENCHMARKS}
 
 
 def run_benchmarks(quick: bool = False) -> dict:

@@ -110,7 +110,8 @@ def build_problem(config: Config) -> Problem:
             # about 1e3 eps E(nu, 1) the energy is round-off, so fits stop there too
             floor = max(floor, 1e3 * np.finfo(float).eps * target_term.self_energy)
         try:
-            flow = ParticleFlow1D(kernel, atoms.positions, atoms.weights, target_term, method.summation)
+            flow = ParticleFlow1D(kernel, atoms.positions, atoms.weights, target_term, method.summation,
+                                  method.tol)
         except ValueError as err:
             raise ConfigError("method.summation", str(err)) from None
         summation = flow.summation

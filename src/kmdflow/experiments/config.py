@@ -34,10 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from kmdflow.experiments.config_files import check_weights_file, describe_file, existing_file
-from kmdflow.experiments.config_schema import (COMPONENT_KINDS, MEASURE_KEYS, MEASURE_KINDS,
-                                               REQUIRED, SECTION_VALIDATORS, SECTIONS, TABLE_ORDER,
-                                               Config, DomainConfig, EnergyConfig, GeometryConfig,
-                                               MeasureSpec, MethodConfig, OutputConfig,
+from kmdflow.experiments.config_schema import (COMPONENT_KINDS, DEFAULT_PLACEMENT, DEFAULT_SPECTRAL_N,
+                                               MAX_PERTURBATION_MODES, MAX_SPECTRAL_N,
+                                               MEASURE_KEYS, MEASURE_KINDS, REQUIRED,
+                                               SECTION_VALIDATORS, SECTIONS, TABLE_ORDER, Config,
+                                               DomainConfig, EnergyConfig, GeometryConfig,
+                                               MeasureSpec, MethodConfig, OutputConfig, PerDim,
                                                TimeConfig, nonempty_array)
 from kmdflow.experiments.config_values import (ConfigError, choice_of, number_in, quoted, suggest,
                                                type_name)
@@ -127,20 +129,33 @@ def _build(raw: object, base_dir: Path, source_dir: Path | None) -> Config:
 
 def _cross_check(sections: dict, raw: Mapping, target_atoms: int | None,
                  initial_atoms: int | None) -> None:
-    """Checks between tables; fills ``method.n`` from atomic initial data."""
+    """Checks between tables; fills ``method.n`` from atomic initial data and the
+    ``d``-dependent defaults of ``method.n`` (spectral) and ``method.placement``."""
     method, time, dim = sections["method"], sections["time"], sections["domain"]["dim"]
+    given = raw.get("method", {})
+    if "n" not in given and method["kind"] == "spectral":
+        method["n"] = DEFAULT_SPECTRAL_N[dim]
     n = method["n"]
+    if "placement" not in given:
+        method["placement"] = DEFAULT_PLACEMENT[dim]
+    elif dim > 1 and method["placement"] == "quantile":
+        raise ConfigError("method.placement", f"quantile placement exists for d = 1 only (here d = "
+                          f"{dim}); use \"sobol\" (low discrepancy) or \"random\" (i.i.d.)",
+                          method["placement"])
     if method["kind"] == "spectral":
         if initial_atoms is not None:
             raise ConfigError("initial.kind", "atoms (particle positions) cannot start the spectral "
                               "method; set method.kind = \"particles\"", raw["initial"].get("kind"))
-        if n % 2 or not 8 <= n <= 2**20:
+        if dim == 1 and (n % 2 or not 8 <= n <= MAX_SPECTRAL_N[1]):
             raise ConfigError("method.n", "the spectral grid needs an even n with 8 <= n <= 2^20 "
                               "(1048576); e.g. n = 512", n)
+        if dim > 1 and (n % 2 or not 8 <= n <= MAX_SPECTRAL_N[dim]):
+            raise ConfigError("method.n", f"in d = {dim} the spectral grid needs an even n with "
+                              f"8 <= n <= {MAX_SPECTRAL_N[dim]} (memory of the n^{dim} grid); "
+                              f"e.g. n = {min(256, MAX_SPECTRAL_N[dim]) // 2}", n)
     else:
         if initial_atoms is not None:
-            given = raw.get("method", {}).get("n")
-            if given is not None and n != initial_atoms:
+            if given.get("n") is not None and n != initial_atoms:
                 raise ConfigError("method.n", f"the initial data has {initial_atoms} particles; remove "
                                   "method.n (it is taken from the data) or make them agree", n)
             n = method["n"] = initial_atoms
@@ -226,12 +241,15 @@ def _read_measure(raw: object, key: str, ctx: _Context, default_kind: str | None
     params: dict[str, Any] = {}
     for name, (default, validate) in schema.items():
         dotted = f"{key}.{name}"
+        per_dim = isinstance(validate, PerDim)
         if name not in raw:
             if default is REQUIRED:
                 raise ConfigError(dotted, f"missing; kind = \"{kind}\" needs {name}")
-            params[name] = default
+            params[name] = validate.default(ctx.dim) if per_dim and validate.default else default
         elif name == "components":
             params[name] = _components(raw[name], dotted, ctx)
+        elif per_dim:
+            params[name] = validate.validate(dotted, raw[name], ctx.dim)
         else:
             params[name] = validate(dotted, raw[name])
     atoms = _measure_checks(kind, params, key, ctx)
@@ -254,10 +272,19 @@ def _components(value: object, key: str, ctx: _Context) -> tuple[tuple[float, Me
 def _measure_checks(kind: str, params: dict, key: str, ctx: _Context) -> int | None:
     """Kind-specific checks across keys; resolve file paths; return the atom count."""
     if kind == "indicator":
-        start, stop = params["start"], params["stop"]
-        if not 0 < abs(stop - start) < 2 * math.pi:  # wrapped length (stop - start) mod 2 pi
-            raise ConfigError(f"{key}.stop", f"the patch [start, stop] = [{start:g}, {stop:g}] must have "
-                              "length in (0, 2 pi); for the whole circle use kind = \"uniform\"", stop)
+        starts, stops = (v if isinstance(v, tuple) else (v,) * ctx.dim
+                         for v in (params["start"], params["stop"]))
+        for axis, (start, stop) in enumerate(zip(starts, stops)):
+            if not 0 < abs(stop - start) < 2 * math.pi:  # wrapped length (stop - start) mod 2 pi
+                where = f" on axis {axis}" if ctx.dim > 1 else ""
+                raise ConfigError(f"{key}.stop", f"the patch [start, stop] = [{start:g}, {stop:g}]"
+                                  f"{where} must have length in (0, 2 pi); for the whole circle use "
+                                  "kind = \"uniform\"", params["stop"])
+    if kind == "perturbation" and params["modes"] > MAX_PERTURBATION_MODES[ctx.dim]:
+        limit = MAX_PERTURBATION_MODES[ctx.dim]
+        raise ConfigError(f"{key}.modes", f"in d = {ctx.dim} modes must be <= {limit} (the ~modes^"
+                          f"{ctx.dim} terms are summed when the run is set up); lower modes",
+                          params["modes"])
     if kind == "particles":
         positions, weights = params["positions"], params["weights"]
         if weights is not None and len(weights) != len(positions):

@@ -13,7 +13,10 @@ from pathlib import Path
 
 from kmdflow.experiments.config_values import ConfigError
 
-__all__ = ["check_weights_file", "describe_file", "existing_file"]
+__all__ = ["RESULT_SUFFIXES", "check_weights_file", "describe_file", "existing_file"]
+
+#: File suffixes read as a previous run's result (NetCDF4 / HDF5).
+RESULT_SUFFIXES = (".nc", ".nc4", ".h5", ".hdf5")
 
 
 def existing_file(key: str, value: str, base_dir: Path) -> Path:
@@ -55,10 +58,11 @@ def describe_file(path: Path, dim: int = 1, key: str = "path") -> tuple[str, int
         Unreadable file, wrong shape or dtype, non-finite values, a negative or zero density.
     """
     suffix = path.suffix.lower()
-    if suffix == ".nc":
-        return _describe_result_file(path, key)
+    if suffix in RESULT_SUFFIXES:
+        return _describe_result_file(path, key, dim)
     if suffix != ".npy":
-        raise ConfigError(key, f"{path.name} is neither a .npy array nor a result.nc file", str(path))
+        raise ConfigError(key, f"{path.name} is neither a .npy array nor a result.nc file "
+                          f"({', '.join(RESULT_SUFFIXES)})", str(path))
     import numpy as np
 
     values = _open_npy(key, path)
@@ -76,18 +80,26 @@ def describe_file(path: Path, dim: int = 1, key: str = "path") -> tuple[str, int
                       f"particle positions of shape (N, {dim})", str(path))
 
 
-def _describe_result_file(path: Path, key: str) -> tuple[str, int]:
+def _describe_result_file(path: Path, key: str, dim: int) -> tuple[str, int]:
     try:
         import xarray
 
         with xarray.open_dataset(path, decode_times=False) as dataset:
             shapes = {name: var.shape for name, var in dataset.data_vars.items()}
+            axes = {name: var.dims for name, var in dataset.data_vars.items()}
     except Exception as err:  # any reader failure means: not a usable result file
         raise ConfigError(key, f"cannot be read as a result.nc file ({type(err).__name__}: {err})",
                           str(path)) from None
     if "positions" in shapes and len(shapes["positions"]) == 3:
+        if shapes["positions"][2] != dim:
+            raise ConfigError(key, f"holds positions with {shapes['positions'][2]} coordinates; "
+                              f"d = {dim} needs {dim} (set domain.dim to match the run)", str(path))
         return "positions", int(shapes["positions"][1])
     if "density" in shapes and len(shapes["density"]) >= 2:
+        spatial = [a for a in axes["density"] if a != "snapshot_time"]
+        if len(spatial) != dim:
+            raise ConfigError(key, f"holds a density on {len(spatial)} axes ({', '.join(spatial)}); "
+                              f"d = {dim} needs {dim} (set domain.dim to match the run)", str(path))
         return "density", int(shapes["density"][-1])
     raise ConfigError(key, "holds neither positions nor density; pass the result.nc of a kmdflow run",
                       str(path))

@@ -17,9 +17,9 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from kmdflow.experiments.config_values import (ConfigError, as_float, choice_of, domain_dim,
-                                               integer_in, nonempty_string, number_in, optional,
-                                               type_name)
+from kmdflow.experiments.config_values import (ConfigError, as_float, as_int, choice_of,
+                                               domain_dim, integer_in, nonempty_string, number_in,
+                                               optional, type_name)
 from kmdflow.experiments.toml_writer import dump_toml
 
 #: Every measure kind of ``[initial]`` and ``[target]``.
@@ -27,6 +27,16 @@ MEASURE_KINDS = ("uniform", "mode", "perturbation", "von_mises", "mixture", "ind
                  "particles", "file")
 #: Kinds a mixture component may have (densities only, no nesting).
 COMPONENT_KINDS = ("uniform", "mode", "perturbation", "von_mises", "indicator")
+#: ``method.placement`` choices; ``"quantile"`` is for ``d = 1`` only.
+PLACEMENTS = ("quantile", "random", "sobol")
+#: Default ``method.placement`` by dimension (``"quantile"`` has no analogue in ``d >= 2``).
+DEFAULT_PLACEMENT = {1: "quantile", 2: "sobol", 3: "sobol"}
+#: Spectral grids: the default ``method.n`` by dimension (the dataclass default is the d = 1 one).
+DEFAULT_SPECTRAL_N = {1: 512, 2: 512, 3: 128}
+#: Spectral grids: the largest ``method.n`` by dimension (memory of the ``n^d`` grid).
+MAX_SPECTRAL_N = {1: 2**20, 2: 1024, 3: 256}
+#: Perturbations: the largest ``modes`` by dimension (the ``~ modes^d`` terms are summed at set-up).
+MAX_PERTURBATION_MODES = {1: 100_000, 2: 512, 3: 64}
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,7 +226,7 @@ SECTION_VALIDATORS: dict[str, dict[str, Callable]] = {
         "integrator": nonempty_string,
         "summation": choice_of(("auto", "sorted", "nufft", "direct")),
         "tol": number_in(gt=0, lt=1, fix="e.g. tol = 1e-10"),
-        "placement": choice_of(("quantile", "random")),
+        "placement": choice_of(PLACEMENTS),
         "seed": integer_in(ge=0),
         "dt": optional(number_in(gt=0, fix="or leave dt out for adaptive steps")),
     },
@@ -259,19 +269,65 @@ def float_array(key: str, value: object, gt=None) -> tuple[float, ...]:
     return tuple(out)
 
 
-def mode_k(key: str, value: object) -> int:
-    if isinstance(value, (list, tuple)):  # a wave vector; in d = 1 a single entry
-        if len(value) != 1:
-            raise ConfigError(key, "in d = 1 the wave vector has one entry; write k = 3", value)
-        value = value[0]
-    return integer_in(ge=1)(key, value)
+class PerDim:
+    """A measure key whose default or validation depends on the torus dimension ``d``.
+
+    ``default(dim)`` gives the default; ``validate(key, value, dim)`` the normalised value.
+    """
+
+    def __init__(self, validate: Callable, default: Callable | None = None):
+        self.validate = validate
+        self.default = default
 
 
-#: ``(default, validator)`` of every key of each measure kind (``kind`` itself aside).
-MEASURE_KEYS: dict[str, dict[str, tuple[object, Callable]]] = {
+def mode_k(key: str, value: object, dim: int = 1) -> int | tuple[int, ...]:
+    """``k`` of a mode: an integer ``>= 1`` (``d = 1``) or a list of ``d`` integers, not all 0."""
+    if dim == 1:
+        if isinstance(value, (list, tuple)):  # a wave vector; in d = 1 a single entry
+            if len(value) != 1:
+                raise ConfigError(key, "in d = 1 the wave vector has one entry; write k = 3", value)
+            value = value[0]
+        return integer_in(ge=1)(key, value)
+    example = "[" + ", ".join(["1"] + ["0"] * (dim - 1)) + "]"
+    if not isinstance(value, (list, tuple)) or len(value) != dim:
+        raise ConfigError(key, f"in d = {dim} the wave vector is a list of {dim} integers, e.g. "
+                          f"k = {example}", value)
+    k = tuple(as_int(f"{key}[{i}]", v) for i, v in enumerate(value))
+    if not any(k):
+        raise ConfigError(key, f"the wave vector must not be zero; e.g. k = {example}", value)
+    return k
+
+
+def number_or_vector(key: str, value: object, dim: int = 1) -> float | tuple[float, ...]:
+    """A finite number, or (``d >= 2``) a list of ``d`` finite numbers (one per axis)."""
+    if dim > 1 and isinstance(value, (list, tuple)):
+        if len(value) != dim:
+            raise ConfigError(key, f"in d = {dim} give one number (every axis) or a list of "
+                              f"{dim} numbers", value)
+        return tuple(as_float(f"{key}[{i}]", v) for i, v in enumerate(value))
+    what = "a number" if dim == 1 else f"a number or a list of {dim} numbers"
+    return as_float(key, value, what)
+
+
+def positions_array(key: str, value: object, dim: int = 1) -> tuple:
+    """Particle positions: ``N`` numbers (``d = 1``) or ``N`` lists of ``d`` numbers."""
+    if dim == 1:
+        return float_array(key, value)
+    out = []
+    for i, item in enumerate(nonempty_array(key, value)):
+        if not isinstance(item, (list, tuple)) or len(item) != dim:
+            raise ConfigError(f"{key}[{i}]", f"in d = {dim} each position is a list of {dim} "
+                              "numbers, e.g. positions = [[0.5, 1.0], [2.0, 3.0]] in d = 2", item)
+        out.append(tuple(as_float(f"{key}[{i}][{j}]", v) for j, v in enumerate(item)))
+    return tuple(out)
+
+
+#: ``(default, validator)`` of every key of each measure kind (``kind`` itself aside). A
+#: :class:`PerDim` validator also gets the torus dimension (and may give a ``d``-dependent default).
+MEASURE_KEYS: dict[str, dict[str, tuple[object, Callable | PerDim]]] = {
     "uniform": {},
     "mode": {
-        "k": (1, mode_k),
+        "k": (1, PerDim(mode_k, lambda dim: 1 if dim == 1 else (1,) + (0,) * (dim - 1))),
         "amplitude": (0.5, number_in(ge=-1, le=1,
                                      fix="|amplitude| > 1 makes the density negative")),
     },
@@ -282,17 +338,17 @@ MEASURE_KEYS: dict[str, dict[str, tuple[object, Callable]]] = {
         "modes": (64, integer_in(ge=1, le=100_000)),
     },
     "von_mises": {
-        "loc": (0.0, number_in()),
+        "loc": (0.0, PerDim(number_or_vector)),
         "kappa": (1.0, number_in(ge=0, le=700, fix="exp(kappa) overflows beyond 700")),
     },
     "indicator": {
-        "start": (0.0, number_in()),
-        "stop": (math.pi, number_in()),
+        "start": (0.0, PerDim(number_or_vector)),
+        "stop": (math.pi, PerDim(number_or_vector)),
         "floor": (0.0, number_in(ge=0, lt=1, fix="floor is the density outside the patch")),
     },
     "mixture": {"components": (REQUIRED, None)},
     "particles": {
-        "positions": (REQUIRED, float_array),
+        "positions": (REQUIRED, PerDim(positions_array)),
         "weights": (None, optional(lambda k, v: float_array(k, v, gt=0))),
     },
     "file": {"path": (REQUIRED, nonempty_string), "weights_path": (None, optional(nonempty_string))},

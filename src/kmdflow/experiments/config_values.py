@@ -212,8 +212,6 @@ def optional(validate):
 
 def domain_dim(key: str, value: object) -> int:
     dim = as_int(key, value)
-    if dim in (2, 3):
-        raise ConfigError(key, "not yet supported (T^2 and T^3 come in a later issue); use dim = 1", value)
-    if dim != 1:
-        raise ConfigError(key, "dim must be 1, 2 or 3 (only 1 is supported so far)", value)
+    if dim not in (1, 2, 3):
+        raise ConfigError(key, "dim must be 1, 2 or 3 (the torus T^1, T^2 or T^3)", value)
     return dim

@@ -81,14 +81,17 @@ class ParticleFlow1D:
         ``None`` for the uniform target, a pair of arrays ``(Y (M,), u (M,))`` for atoms, or a
         :class:`TargetSeries` for a density.
     summation : str
-        ``"auto"``, ``"sorted"`` or ``"direct"`` (see :mod:`kmdflow.summation`).
+        ``"auto"``, ``"sorted"``, ``"nufft"`` or ``"direct"`` (see :mod:`kmdflow.summation`).
+    tol : float
+        Accuracy of approximate sums (``nufft``), relative to ``max |force|``.
     """
 
     representation = "particles"
 
     def __init__(self, kernel, positions: np.ndarray, weights: np.ndarray, target=None,
-                 summation: str = "auto"):
+                 summation: str = "auto", tol: float = 1e-10):
         self.kernel = kernel
+        self.tol = tol
         self._x0 = np.asarray(positions, dtype=float).copy()
         self.weights = np.asarray(weights, dtype=float).copy()
         self.target = target
@@ -110,7 +113,7 @@ class ParticleFlow1D:
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         """Velocities ``-d psi/dx (X_i)``, shape ``(N,)``."""
         sources, charges = self._sources(y)
-        v = -pair_force(self.kernel, y, sources, charges, method=self.summation)
+        v = -pair_force(self.kernel, y, sources, charges, method=self.summation, tol=self.tol)
         if isinstance(self.target, TargetSeries):
             v += self.target.evaluate(y, derivative=1)
         return v

@@ -73,8 +73,9 @@ def measure_from_file(path: str | Path, weights_path: str | Path | None = None,
                 raise MeasureError("weights_path", "only particle positions take weights; "
                                    f"{p.name} holds grid values {arr.shape}; remove weights_path")
             return _grid(arr, "path")
+        grid_shape = "(n,)" if dim == 1 else f"(n,) * {dim}"
         raise MeasureError("path", f"{p.name} holds an array of shape {arr.shape}: expected grid "
-                           f"values (n,) * {dim} or particle positions (N, {dim}) on T^{dim}")
+                           f"values {grid_shape} or particle positions (N, {dim}) on T^{dim}")
     if suffix in (".nc", ".nc4", ".h5", ".hdf5"):
         if weights_path is not None:
             raise MeasureError("weights_path", "a result file carries its own weights; remove "

@@ -95,7 +95,7 @@ def _upper_gamma(a: float, w: np.ndarray) -> np.ndarray:
     if a > 0:
         return gammaincc(a, w) * gamma(a)
     if a == round(a):                          # Gamma(-m, w) = w^-m E_(m+1)(w)
-        m = -int(round(a))
+        m = -round(a)
         return exp1(w) if m == 0 else w ** (-m) * expn(m + 1, w)
     # Gamma(b, w) = (Gamma(b + 1, w) - w^b e^-w) / b, downwards from b + n > 0
     n = math.ceil(-a)
@@ -387,7 +387,7 @@ class _NearKernel:
         a = 1.5 - s
         root_pi = math.sqrt(math.pi)
         if a <= 0 and a == round(a):             # s = m + 3/2: c d^(2m+1) log d
-            m = int(round(-a))
+            m = round(-a)
             kind, power = "log", 2.0 * m + 1.0
             coefficient = 2.0 * root_pi / gamma(s) * 2.0 ** (2.0 - 2.0 * s) * (-1.0) ** m / math.factorial(m)
         else:
