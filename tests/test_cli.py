@@ -156,10 +156,10 @@ def test_sweep_is_not_available_yet(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_resume_is_not_available_yet(tmp_path, capsys):
+def test_resume_without_a_checkpoint_is_bad_input(tmp_path, capsys):
     code, _, err = cli(capsys, "run", write_config(tmp_path, MODE), "--out", tmp_path / "out", "--resume")
     assert code == 2
-    assert_one_error_line(err, "--resume", "not available yet")
+    assert_one_error_line(err, "--resume", "no checkpoint")
     assert not (tmp_path / "out").exists()
 
 

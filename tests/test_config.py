@@ -19,8 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kmdflow.experiments.config import (Config, ConfigError, MeasureSpec, describe_file, dump_toml,
-                                        load_config)
+from kmdflow.experiments.config import (
+    Config,
+    ConfigError,
+    MeasureSpec,
+    describe_file,
+    dump_toml,
+    load_config,
+)
 
 MODE = {"initial": {"kind": "mode"}}
 

@@ -223,6 +223,19 @@ def test_indicator_level_min_max_and_regularity():
     np.testing.assert_allclose(density.values(np.array([0.5, 1.7, 3.0])), [0.3, inside, 0.3])
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_d_independent_interface_on_the_circle(name):
+    density = build(name)
+    assert density.dim == 1
+    layout = density.fourier_nd(16)  # (n // 2 + 1,), Nyquist zero, the rest exact
+    assert layout.shape == (9,) and layout[8] == 0
+    np.testing.assert_array_equal(layout[:8], density.fourier(8))
+    u = stats.qmc.Sobol(1, seed=np.random.default_rng(3)).random(64)[:, 0]
+    sobol = density.sample(64, 3, "sobol")  # the same scrambled Sobol' points through F^-1
+    np.testing.assert_allclose(density.cdf(sobol), u, atol=1e-12)
+    np.testing.assert_array_equal(density.sample(50, 9, "random"), random_positions(density, 50, 9))
+
+
 def test_place_particles():
     atoms = place_particles(build("mode"), 64, "quantile", 0)
     assert isinstance(atoms, Atoms) and atoms.size == 64
@@ -231,6 +244,8 @@ def test_place_particles():
     np.testing.assert_array_equal(rnd.positions, random_positions(build("mode"), 64, 5))
     with pytest.raises(MeasureError, match="placement.*quantile, random, sobol"):
         place_particles(build("mode"), 64, "grid", 0)
+    sobol = place_particles(build("mode"), 64, "sobol", 2)
+    np.testing.assert_array_equal(sobol.positions, build("mode").sample(64, 2, "sobol"))
     with pytest.raises(MeasureError, match="n = 0"):
         place_particles(build("mode"), 0)
     with pytest.raises(MeasureError, match="atoms are used as they are"):

@@ -81,17 +81,23 @@ def run(config: ConfigArg, out: OutOption,
         quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar or summary.")] = False,
         ) -> int:
     """Run one flow and write result.nc, summary.json and pictures to DIR."""
-    if resume:
-        raise BadInput("--resume", "not available yet (resuming comes in a later issue); rerun "
-                       "without --resume, adding --overwrite to start again")
+    if resume and overwrite:
+        raise BadInput("--resume", "give --resume (continue DIR's run) or --overwrite (start again), "
+                       "not both")
     cfg = load_config(config)
-    _check_out_dir(out, overwrite, "--overwrite")
+    if not resume:
+        _check_out_dir(out, overwrite, "--overwrite")
     if not quiet:
         for note in cfg.notes():
             print(f"note: {note}", file=sys.stderr)
     run_config = _lazy("kmdflow.experiments.run", "run_config", "run")
-    dataset = run_config(cfg, out, progress=not quiet and sys.stderr.isatty(), overwrite=overwrite)
+    dataset = run_config(cfg, out, progress=not quiet and sys.stderr.isatty(), overwrite=overwrite,
+                         resume=resume, handle_signals=True)
     status = str(dataset.attrs.get("status", "failed: no status recorded"))
+    if status == "interrupted":
+        print(f"error: interrupted; resume with `kmdflow run {config} --out {out} --resume`",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     if status != "completed":
         reason = status.removeprefix("failed:").strip() or status
         print(f"error: numerical failure: {reason}; everything computed so far is in {out}",

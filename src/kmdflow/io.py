@@ -106,3 +106,43 @@ def read_result(path: Path) -> xr.Dataset:
     """Open a ``result.nc`` fully into memory (the file is closed on return)."""
     with xr.open_dataset(path, engine="h5netcdf") as ds:
         return ds.load()
+
+
+def write_checkpoint(state: dict, path: Path, config_hash: str) -> None:
+    """Write a run's complete state (:func:`kmdflow.solve.simulate`'s ``checkpoint``) atomically.
+
+    ``.npz`` without pickles: the state ``y``, time, next save index, the step controller, wall
+    seconds, every saved series and snapshot, and the hash of the config it belongs to.
+    """
+    traj = state["trajectory"]
+    arrays = {"y": np.asarray(state["y"]), "t": state["t"], "index": state["index"],
+              "wall_seconds": state["wall_seconds"], "config_hash": np.array(config_hash),
+              "times": np.asarray(traj.times, dtype=float),
+              "snapshot_times": np.asarray(traj.snapshot_times, dtype=float),
+              "step_energies": np.asarray(traj.step_energies, dtype=float)}
+    arrays.update({f"stepper.{k}": v for k, v in state["stepper"].items()})
+    arrays.update({f"series.{k}": np.asarray(v, dtype=float) for k, v in traj.series.items()})
+    arrays.update({f"snapshot.{k}": np.stack(v) for k, v in traj.snapshots.items() if v})
+    tmp = _atomic_target(path)
+    try:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_checkpoint(path: Path) -> tuple[dict, str]:
+    """The state written by :func:`write_checkpoint` and its config hash."""
+    from kmdflow.solve import Trajectory
+
+    with np.load(path, allow_pickle=False) as data:
+        fields = {key: data[key] for key in data.files}
+    traj = Trajectory(times=fields["times"].tolist(), snapshot_times=fields["snapshot_times"].tolist(),
+                      step_energies=fields["step_energies"].tolist())
+    traj.series = {k[7:]: v.tolist() for k, v in fields.items() if k.startswith("series.")}
+    traj.snapshots = {k[9:]: list(v) for k, v in fields.items() if k.startswith("snapshot.")}
+    state = {"y": fields["y"], "t": float(fields["t"]), "index": int(fields["index"]),
+             "wall_seconds": float(fields["wall_seconds"]), "trajectory": traj,
+             "stepper": {k[8:]: v.item() for k, v in fields.items() if k.startswith("stepper.")}}
+    return state, str(fields["config_hash"])

@@ -67,7 +67,9 @@ class Trajectory:
 def simulate(flow, *, integrator: str, times: np.ndarray, snapshot_at: np.ndarray,
              rtol: float = 1e-8, atol: float = 0.0, dt: float | None = None,
              max_steps: int = 10_000_000, record_step_energy: bool = False,
-             progress: Callable[[float], None] | None = None) -> Trajectory:
+             progress: Callable[[float], None] | None = None,
+             checkpoint: Callable[[dict], None] | None = None, checkpoint_every: float = 60.0,
+             resume: dict | None = None, stop: Callable[[], bool] | None = None) -> Trajectory:
     """Integrate ``flow`` from ``times[0]`` through every time in ``times``.
 
     Parameters
@@ -81,24 +83,31 @@ def simulate(flow, *, integrator: str, times: np.ndarray, snapshot_at: np.ndarra
     snapshot_at : (P,) int
         Indices into ``times`` where the state is kept.
     rtol, atol : float
-        Tolerances of the adaptive step control (norm-wise, see :mod:`kmdflow.integrators`).
+        Tolerances of the adaptive step control (see :mod:`kmdflow.integrators`).
     dt : float, optional
         Fixed step for schemes without an error estimate.
     record_step_energy : bool
         Also record the energy after every accepted step (costs one energy per step).
     progress : callable, optional
         Called with the current time after every save.
+    checkpoint : callable, optional
+        Called with the run's complete state (a dict of arrays and numbers; see
+        :func:`kmdflow.io.write_checkpoint`) at every save, at least every ``checkpoint_every``
+        seconds between saves, and when the run stops early.
+    resume : dict, optional
+        A state handed to ``checkpoint`` earlier: the run continues from it and ends with the same
+        result as an uninterrupted run (the step-size controller is restored too).
+    stop : callable, optional
+        Polled after every step; when it returns True the run ends with status ``"interrupted"``.
 
     Returns
     -------
     Trajectory
-        ``status`` is ``"completed"`` or ``"failed: <reason>"``; the data up to the failure is kept.
+        ``status`` is ``"completed"``, ``"interrupted"`` or ``"failed: <reason>"``; the data up to
+        the end is kept.
     """
     start = _time.perf_counter()
-    traj = Trajectory()
     keep = set(int(i) for i in snapshot_at)
-    y = flow.initial_state()
-    t = float(times[0])
     norm = getattr(flow, "error_norm", "normwise")
     if getattr(SCHEMES[integrator], "needs_linear", False):
         # exponential schemes: the diagonal linear part exactly, the rest explicitly
@@ -106,14 +115,25 @@ def simulate(flow, *, integrator: str, times: np.ndarray, snapshot_at: np.ndarra
                                norm=norm, dt_fixed=dt)
     else:
         stepper = make_stepper(integrator, flow.rhs, rtol=rtol, atol=atol, norm=norm, dt_fixed=dt)
-    traj.record(t, flow.diagnostics(y))
-    if 0 in keep:
-        traj.keep(t, flow.snapshot(y))
-    if record_step_energy:
-        traj.step_energies.append(flow.energy(y))
+    if resume is None:
+        traj, y, t, first, wall_before = Trajectory(), flow.initial_state(), float(times[0]), 1, 0.0
+        traj.record(t, flow.diagnostics(y))
+        if 0 in keep:
+            traj.keep(t, flow.snapshot(y))
+        if record_step_energy:
+            traj.step_energies.append(flow.energy(y))
+    else:
+        traj, y, t, first, wall_before = _restore(resume, stepper)
     y_saved = y
+
+    def state(index: int) -> dict:
+        return {"t": t, "y": y, "index": index, "trajectory": traj, "stepper": stepper.checkpoint(),
+                "wall_seconds": wall_before + _time.perf_counter() - start}
+
+    last_checkpoint = _time.perf_counter()
+    index = first
     try:
-        for index in range(1, len(times)):
+        for index in range(first, len(times)):
             t_save = float(times[index])
             while t < t_save:
                 if stepper.n_accepted >= max_steps:
@@ -123,6 +143,11 @@ def simulate(flow, *, integrator: str, times: np.ndarray, snapshot_at: np.ndarra
                 t = t_save if abs(t_save - t_new) <= 1e-12 * max(1.0, abs(t_save)) else t_new
                 if record_step_energy:
                     traj.step_energies.append(flow.energy(y))
+                if stop is not None and stop():
+                    raise _Interrupted
+                if checkpoint is not None and _time.perf_counter() - last_checkpoint > checkpoint_every:
+                    checkpoint(state(index))
+                    last_checkpoint = _time.perf_counter()
             diagnostics = flow.diagnostics(y)
             if not all(np.isfinite(v) for v in diagnostics.values()):
                 raise _Failure(f"non-finite diagnostics at t = {t:.6g}")
@@ -130,22 +155,49 @@ def simulate(flow, *, integrator: str, times: np.ndarray, snapshot_at: np.ndarra
             y_saved = y
             if index in keep:
                 traj.keep(t, flow.snapshot(y))
+            if checkpoint is not None:
+                checkpoint(state(index + 1))
+                last_checkpoint = _time.perf_counter()
             if progress is not None:
                 progress(t)
         traj.status = "completed"
+    except _Interrupted:
+        traj.status = "interrupted"
+        if checkpoint is not None:
+            checkpoint(state(index))
+        _close_snapshots(traj, flow, y_saved)
     except (IntegratorError, _Failure, ArithmeticError, ValueError) as err:
         # numerical faults end the run, never the data computed so far
         traj.status = f"failed: {err}" if isinstance(err, (IntegratorError, _Failure)) \
             else f"failed: {type(err).__name__} at t = {t:.6g}: {err}"
-        if not traj.snapshot_times or traj.snapshot_times[-1] != traj.times[-1]:
-            # the last saved state becomes the final snapshot
-            traj.keep(traj.times[-1], flow.snapshot(y_saved))
+        _close_snapshots(traj, flow, y_saved)
     traj.final_state = y
     traj.n_steps = stepper.n_accepted
     traj.n_rejected = stepper.n_rejected
     traj.n_rhs = stepper.n_rhs
-    traj.wall_seconds = _time.perf_counter() - start
+    traj.wall_seconds = wall_before + _time.perf_counter() - start
     return traj
+
+
+def _close_snapshots(traj: Trajectory, flow, y_saved: np.ndarray) -> None:
+    """A run that ends early keeps its last saved state as the final snapshot."""
+    if not traj.snapshot_times or traj.snapshot_times[-1] != traj.times[-1]:
+        traj.keep(traj.times[-1], flow.snapshot(y_saved))
+
+
+def _restore(state: dict, stepper) -> tuple[Trajectory, np.ndarray, float, int, float]:
+    """Trajectory, state, time, next save index and wall seconds of a checkpoint."""
+    stepper.restore(state["stepper"])
+    old = state["trajectory"]
+    traj = Trajectory(times=list(old.times), series={k: list(v) for k, v in old.series.items()},
+                      snapshot_times=list(old.snapshot_times),
+                      snapshots={k: list(v) for k, v in old.snapshots.items()},
+                      step_energies=list(old.step_energies))
+    return traj, np.array(state["y"]), float(state["t"]), int(state["index"]), float(state["wall_seconds"])
+
+
+class _Interrupted(Exception):
+    """The ``stop`` callback asked the run to end."""
 
 
 class _Failure(RuntimeError):

@@ -33,16 +33,42 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from kmdflow.experiments.config_files import check_weights_file, describe_file, existing_file
-from kmdflow.experiments.config_schema import (COMPONENT_KINDS, DEFAULT_PLACEMENT, DEFAULT_SPECTRAL_N,
-                                               MAX_PERTURBATION_MODES, MAX_SPECTRAL_N,
-                                               MEASURE_KEYS, MEASURE_KINDS, REQUIRED,
-                                               SECTION_VALIDATORS, SECTIONS, TABLE_ORDER, Config,
-                                               DomainConfig, EnergyConfig, GeometryConfig,
-                                               MeasureSpec, MethodConfig, OutputConfig, PerDim,
-                                               TimeConfig, nonempty_array)
-from kmdflow.experiments.config_values import (ConfigError, choice_of, number_in, quoted, suggest,
-                                               type_name)
+from kmdflow.experiments.config_files import (
+    check_weights_file,
+    describe_file,
+    existing_file,
+)
+from kmdflow.experiments.config_schema import (
+    COMPONENT_KINDS,
+    DEFAULT_PLACEMENT,
+    DEFAULT_SPECTRAL_N,
+    MAX_PERTURBATION_MODES,
+    MAX_SPECTRAL_N,
+    MEASURE_KEYS,
+    MEASURE_KINDS,
+    REQUIRED,
+    SECTION_VALIDATORS,
+    SECTIONS,
+    TABLE_ORDER,
+    Config,
+    DomainConfig,
+    EnergyConfig,
+    GeometryConfig,
+    MeasureSpec,
+    MethodConfig,
+    OutputConfig,
+    PerDim,
+    TimeConfig,
+    nonempty_array,
+)
+from kmdflow.experiments.config_values import (
+    ConfigError,
+    choice_of,
+    number_in,
+    quoted,
+    suggest,
+    type_name,
+)
 from kmdflow.experiments.toml_writer import dump_toml, toml_key
 
 __all__ = [

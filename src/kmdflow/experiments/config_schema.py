@@ -3,9 +3,13 @@
 The frozen dataclasses (:class:`Config` and one per table) hold a validated configuration; their
 field defaults are the documented defaults. :data:`SECTION_VALIDATORS` gives the validator of
 every key of the plain tables and :data:`MEASURE_KEYS` the default and validator of every key of
-each measure kind (``[initial]``, ``[target]``, mixture components). The loader that applies
-them, with the cross-checks between tables, is :mod:`kmdflow.experiments.config`; the complete
-list of keys is in ``docs/config-reference.md``.
+each measure kind (``[initial]``, ``[target]``, mixture components); keys whose form depends on
+the torus dimension (``mode.k``, ``von_mises.loc``, ``indicator.start`` / ``stop``,
+``particles.positions``) have a :class:`PerDim` validator. The ``d``-dependent defaults and limits
+of ``[method]`` are :data:`DEFAULT_SPECTRAL_N`, :data:`DEFAULT_PLACEMENT`, :data:`MAX_SPECTRAL_N`
+and :data:`MAX_PERTURBATION_MODES`. The loader that applies them, with the cross-checks between
+tables, is :mod:`kmdflow.experiments.config`; the complete list of keys is in
+``docs/config-reference.md``.
 """
 
 from __future__ import annotations
@@ -17,9 +21,18 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from kmdflow.experiments.config_values import (ConfigError, as_float, as_int, choice_of,
-                                               domain_dim, integer_in, nonempty_string, number_in,
-                                               optional, type_name)
+from kmdflow.experiments.config_values import (
+    ConfigError,
+    as_float,
+    as_int,
+    choice_of,
+    domain_dim,
+    integer_in,
+    nonempty_string,
+    number_in,
+    optional,
+    type_name,
+)
 from kmdflow.experiments.toml_writer import dump_toml
 
 #: Every measure kind of ``[initial]`` and ``[target]``.

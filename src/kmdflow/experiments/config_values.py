@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 
 from kmdflow.experiments.toml_writer import toml_scalar
 
-
 # --------------------------------------------------------------------------------------------
 # Errors and one-line display of values
 

@@ -7,7 +7,9 @@ atomically (:mod:`kmdflow.io`).
 from __future__ import annotations
 
 import platform
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from kmdflow import __version__
 from kmdflow.diagnostics.rates import fit_rate, fit_window, predict_rate
 from kmdflow.experiments.build import Problem, build_problem
 from kmdflow.experiments.config import Config, ConfigError, load_config
-from kmdflow.io import trajectory_dataset, write_dataset, write_json
+from kmdflow.io import read_checkpoint, trajectory_dataset, write_checkpoint, write_dataset, write_json
 from kmdflow.solve import simulate
 
 
@@ -34,7 +36,7 @@ def prepare_out_dir(out: Path, overwrite: bool) -> None:
 
 
 def run_config(config: Config | dict | str | Path, out: Path | None = None, *, progress: bool = False,
-               overwrite: bool = False) -> xr.Dataset:
+               overwrite: bool = False, resume: bool = False, handle_signals: bool = False) -> xr.Dataset:
     """Run the flow a config describes; write its outputs to ``out`` when given.
 
     Parameters
@@ -45,6 +47,13 @@ def run_config(config: Config | dict | str | Path, out: Path | None = None, *, p
         Output directory (created; must be empty unless ``overwrite``).
     progress : bool
         Show a progress bar on stderr.
+    overwrite : bool
+        Replace the results of an earlier run in ``out``.
+    resume : bool
+        Continue the run whose checkpoint is in ``out`` (same config required).
+    handle_signals : bool
+        Turn SIGINT/SIGTERM into a clean stop: checkpoint, status ``"interrupted"``, results written
+        (main thread only; the CLI sets it).
 
     Returns
     -------
@@ -53,13 +62,20 @@ def run_config(config: Config | dict | str | Path, out: Path | None = None, *, p
     """
     config = load_config(config)
     problem = build_problem(config)
+    state = None
     if out is not None:
         out = Path(out)
-        prepare_out_dir(out, overwrite)
-    with _progress_bar(problem, enabled=progress) as advance:
+        if resume:
+            state = _load_checkpoint(out, config)
+        else:
+            prepare_out_dir(out, overwrite)
+            (out / CHECKPOINT).unlink(missing_ok=True)
+    save_state = None if out is None else (lambda s: write_checkpoint(s, out / CHECKPOINT, config.hash()))
+    with _progress_bar(problem, enabled=progress) as advance, _StopOnSignal(handle_signals) as stop:
         traj = simulate(problem.flow, integrator=problem.integrator, times=problem.times,
                         snapshot_at=problem.snapshot_at, rtol=config.time.rtol, atol=config.time.atol,
-                        dt=config.method.dt, progress=advance)
+                        dt=config.method.dt, progress=advance, checkpoint=save_state,
+                        checkpoint_every=config.output.checkpoint_every, resume=state, stop=stop)
     summary = make_summary(problem, traj)
     ds = trajectory_dataset(traj, problem.flow.representation, _attributes(problem, traj, summary))
     if out is not None:
@@ -69,7 +85,53 @@ def run_config(config: Config | dict | str | Path, out: Path | None = None, *, p
 
         plot_energy(ds, summary, out / "energy.png")
         plot_state(ds, out / "state.png")
+        if traj.status == "completed":
+            (out / CHECKPOINT).unlink(missing_ok=True)  # result.nc now holds everything
     return ds
+
+
+#: The checkpoint file of a run directory (:func:`kmdflow.io.write_checkpoint`).
+CHECKPOINT = "checkpoint.npz"
+
+
+def _load_checkpoint(out: Path, config: Config) -> dict:
+    """The checkpoint in ``out``, checked against ``config``; ConfigError when it cannot serve."""
+    path = out / CHECKPOINT
+    if not path.is_file():
+        done = (out / "result.nc").is_file()
+        raise ConfigError("--resume", f"{out} holds no checkpoint"
+                          + (" (its run completed)" if done else "") + "; run without --resume")
+    try:
+        state, config_hash = read_checkpoint(path)
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError("--resume", f"{path} is unreadable ({err}); run again with --overwrite") from None
+    if config_hash != config.hash():
+        raise ConfigError("--resume", f"{path} belongs to a different config; resume with the config "
+                          "of that run, or start again with --overwrite")
+    return state
+
+
+class _StopOnSignal:
+    """Context manager: while active, SIGINT/SIGTERM set a flag that the returned callable reads."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.raised = False
+        self._previous = {}
+
+    def __enter__(self):
+        if self.enabled:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return lambda: self.raised
+
+    def _handle(self, signum, frame):
+        self.raised = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
 
 
 def make_summary(problem: Problem, traj) -> dict:

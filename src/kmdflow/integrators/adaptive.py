@@ -369,6 +369,21 @@ class Stepper:
         """True when the step is error-controlled (no ``dt_fixed``)."""
         return self.dt_fixed is None
 
+    def checkpoint(self) -> dict[str, float]:
+        """What decides the next steps, for an exact resume (the FSAL stage is not kept: it is
+        recomputed from the same state, with the same value)."""
+        return {"dt_next": np.nan if self._dt_next is None else self._dt_next,
+                "err_prev": self._err_prev, "n_accepted": self.n_accepted,
+                "n_rejected": self.n_rejected, "n_rhs": self.n_rhs}
+
+    def restore(self, state: dict[str, float]) -> None:
+        """Continue from :meth:`checkpoint` output."""
+        dt_next = float(state["dt_next"])
+        self._dt_next = None if np.isnan(dt_next) else dt_next
+        self._err_prev = float(state["err_prev"])
+        self.n_accepted, self.n_rejected, self.n_rhs = (int(state[k]) for k in ("n_accepted", "n_rejected", "n_rhs"))
+        self._cache = None
+
     @property
     def dt_next(self) -> float | None:
         """Step the next call will try before clipping (None until the first adaptive step)."""

@@ -46,8 +46,13 @@ perturbation), :mod:`~kmdflow.measures.piecewise_nd` (box, mixture).
 """
 
 from kmdflow.measures.analytic import Mode, Perturbation, Uniform, VonMises
-from kmdflow.measures.analytic_nd import (ModeND, PerturbationND, ProductDensity, UniformND,
-                                          VonMisesND)
+from kmdflow.measures.analytic_nd import (
+                                          ModeND,
+                                          PerturbationND,
+                                          ProductDensity,
+                                          UniformND,
+                                          VonMisesND,
+)
 from kmdflow.measures.atoms import Atoms
 from kmdflow.measures.base import SAMPLE_METHODS, Density, MeasureError, TorusDensity
 from kmdflow.measures.base_nd import DensityND
@@ -55,11 +60,11 @@ from kmdflow.measures.grid import GridDensity, GridDensityND
 from kmdflow.measures.piecewise import Indicator, Mixture
 from kmdflow.measures.piecewise_nd import Box, MixtureND
 from kmdflow.measures.placement import (
-    PLACEMENTS,
-    inverse_cdf,
-    place_particles,
-    quantile_positions,
-    random_positions,
+                                          PLACEMENTS,
+                                          inverse_cdf,
+                                          place_particles,
+                                          quantile_positions,
+                                          random_positions,
 )
 from kmdflow.measures.registry import DIMS, KIND_KEYS, make_measure
 from kmdflow.measures.uniforms import uniform_points

@@ -14,8 +14,15 @@ import numpy as np
 from scipy.special import ive
 
 from kmdflow.domains.torus import TWO_PI
-from kmdflow.measures.base import (Density, MeasureError, check_modes, next_pow2, padded,
-                                   require_finite, require_integer)
+from kmdflow.measures.base import (
+    Density,
+    MeasureError,
+    check_modes,
+    next_pow2,
+    padded,
+    require_finite,
+    require_integer,
+)
 from kmdflow.measures.series import NEGLIGIBLE, SeriesDensity, series_extrema
 
 

@@ -17,7 +17,12 @@ import numpy as np
 from kmdflow.domains.torus import TWO_PI, wavevectors
 from kmdflow.measures.analytic import Uniform, VonMises
 from kmdflow.measures.base import Density, MeasureError, require_finite, require_integer
-from kmdflow.measures.base_nd import DensityND, axis_vector, clip_positions, layout_shape
+from kmdflow.measures.base_nd import (
+    DensityND,
+    axis_vector,
+    clip_positions,
+    layout_shape,
+)
 from kmdflow.measures.series_nd import SeriesDensityND
 from kmdflow.measures.trig import TrigSeries, trig_extrema
 
@@ -127,7 +132,7 @@ class VonMisesND(ProductDensity):
             raise MeasureError("loc", f"loc = {self.loc!r}: give one location per axis (d >= 2)")
         object.__setattr__(self, "loc", loc)
         object.__setattr__(self, "kappa", float(self.kappa))
-        self.factors  # noqa: B018  (validates every factor now)
+        _ = self.factors  # builds (and so validates) every factor now
 
     @property
     def dim(self):

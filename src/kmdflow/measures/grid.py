@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-
 import scipy.fft as sfft
 
 from kmdflow.domains.torus import FFT_WORKERS, to_fourier

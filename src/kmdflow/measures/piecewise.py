@@ -15,7 +15,13 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from kmdflow.domains.torus import TWO_PI, wrap
-from kmdflow.measures.base import Density, MeasureError, check_modes, next_pow2, require_finite
+from kmdflow.measures.base import (
+    Density,
+    MeasureError,
+    check_modes,
+    next_pow2,
+    require_finite,
+)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,14 @@ from functools import cached_property
 import numpy as np
 from scipy.optimize import minimize
 
-from kmdflow.domains.torus import TWO_PI, grid_nd, wavevectors, wrap
+from kmdflow.domains.torus import TWO_PI, from_fourier_nd, grid_nd, wavevectors, wrap
 from kmdflow.measures.base import MeasureError, require_finite
-from kmdflow.measures.base_nd import DensityND, axis_vector, clip_positions, layout_shape
+from kmdflow.measures.base_nd import (
+    DensityND,
+    axis_vector,
+    clip_positions,
+    layout_shape,
+)
 from kmdflow.measures.piecewise import Indicator
 
 #: Largest number of samples (all axes together) that :func:`sampled_extrema` evaluates.
@@ -219,26 +224,32 @@ def sampled_extrema(density: DensityND, n_candidates: int = 8) -> tuple[float, f
 
     Notes
     -----
-    The density is sampled on the ``M^d`` grid, ``M`` even, ``>= 64``, 8 samples per shortest
-    wavelength of the smooth parts (the largest finite :attr:`~DensityND.bandwidth` among the
-    mixture's components), at most :data:`MIXTURE_SAMPLES` samples in all. The ``n_candidates``
-    best samples of each sign start a bounded L-BFGS-B search within one grid cell. Exact (to the
-    optimiser's tolerance) for smooth densities whose extremum lies in the basin of a candidate;
-    next to a box face the result is the best value within one grid cell of the face.
+    Let ``B`` be the largest finite :attr:`~DensityND.bandwidth` among the mixture's components
+    (0 if none). The density is sampled on the ``M^d`` grid, ``M`` even, at least ``64`` and
+    ``2 B + 2``, ``4 B`` if that fits in :data:`MIXTURE_SAMPLES` samples. When every component is
+    smooth (finite bandwidth) the samples come from an inverse FFT of ``fourier_nd(M)`` (every
+    non-negligible mode is held), else from the values. The ``n_candidates`` best samples of each
+    sign start a bounded L-BFGS-B search within one grid cell. Exact (to the optimiser's
+    tolerance) for smooth densities whose extremum lies in the basin of a candidate; next to a
+    box face the result is the best value within one grid cell of the face.
     """
     parts = getattr(density, "components", (density,))
-    band = max([c.bandwidth for c in parts if np.isfinite(c.bandwidth)], default=0.0)
+    bands = [c.bandwidth for c in parts]
+    band = max([b for b in bands if np.isfinite(b)], default=0.0)
     cap = int(np.floor(MIXTURE_SAMPLES ** (1.0 / density.dim) + 1e-9))
-    m = 2 * (max(64, min(int(8 * band), cap)) // 2)
-    points = np.stack(grid_nd(m, density.dim), axis=-1).reshape(-1, density.dim)
-    values = density._values(points)
+    m = max(64, min(int(4 * band), cap), int(2 * band) + 2)
+    m += m % 2
+    if all(np.isfinite(bands)):
+        values = from_fourier_nd(density.fourier_nd(m), m).reshape(-1)
+    else:
+        values = density._values(np.stack(grid_nd(m, density.dim), axis=-1).reshape(-1, density.dim))
     h = TWO_PI / m
     out = []
     for sign in (-1.0, 1.0):
-        best = sign * values.max() if sign > 0 else -values.min()
+        best = float(np.max(sign * values))
         for i in np.argsort(sign * values)[::-1][:n_candidates]:
-            x0 = points[i]
-            res = minimize(lambda y: -sign * float(density._values(y[None, :])[0]), x0,
+            x0 = np.array(np.unravel_index(i, (m,) * density.dim)) * h
+            res = minimize(lambda y, sign=sign: -sign * float(density._values(y[None, :])[0]), x0,
                            method="L-BFGS-B", bounds=[(v - h, v + h) for v in x0])
             best = max(best, -float(res.fun))
         out.append(sign * best)
