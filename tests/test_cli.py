@@ -195,8 +195,9 @@ def fake_run(monkeypatch):
     calls: list[dict] = []
     behaviour = {"status": "completed", "raise": None}
 
-    def run_config(config, out, *, progress, overwrite):
-        calls.append({"config": config, "out": out, "progress": progress, "overwrite": overwrite})
+    def run_config(config, out, *, progress, overwrite, resume=False, handle_signals=False):
+        calls.append({"config": config, "out": out, "progress": progress, "overwrite": overwrite,
+                      "resume": resume, "handle_signals": handle_signals})
         if behaviour["raise"] is not None:
             raise behaviour["raise"]
         return types.SimpleNamespace(attrs={"status": behaviour["status"]})
