@@ -354,7 +354,7 @@ def test_round_trip_through_toml_and_dict(tmp_path, monkeypatch):
 def test_to_dict_has_every_key_and_defaults():
     d = load_config(MODE).to_dict()
     assert list(d) == ["domain", "energy", "geometry", "target", "initial", "method", "time", "output"]
-    assert set(d["method"]) == {"kind", "n", "integrator", "summation", "tol", "placement", "seed", "dt"}
+    assert set(d["method"]) == {"kind", "n", "integrator", "summation", "tol", "placement", "seed", "dt", "modes"}
     assert set(d["time"]) == {"t_end", "rtol", "atol", "n_saves", "spacing", "t_first"}
     assert d["initial"] == {"kind": "mode", "k": 1, "amplitude": 0.5}
     assert d["method"]["dt"] is None and d["time"]["t_first"] is None

