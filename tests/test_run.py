@@ -26,6 +26,9 @@ def test_python_api_returns_the_dataset_and_writes_the_same_file(tmp_path):
         np.testing.assert_array_equal(saved["energy"].values, ds["energy"].values)
         assert saved.attrs["config"] == ds.attrs["config"]
     assert set(ds["density"].dims) == {"snapshot_time", "x"}
+    for key in ("kmdflow_version", "config_hash", "platform", "numpy_version", "scipy_version",
+                "finufft_version", "git_commit", "seed", "status", "wall_seconds", "steps"):
+        assert key in ds.attrs, key
     assert ds["snapshot_time"].values[0] == 0 and ds["snapshot_time"].values[-1] == ds["time"].values[-1]
 
 
@@ -95,3 +98,15 @@ def test_plot_redraws_pictures_from_saved_files_only(tmp_path):
 
     with Image.open(out / "animation.gif") as gif:
         assert gif.n_frames == 20  # one frame per snapshot (output.snapshots = 20 by default)
+
+
+def test_negative_density_is_a_numerical_failure():
+    # rk4 beyond its stability limit for s = 1/2 (mode k decays at rate k): high modes grow and the
+    # density goes negative before anything overflows
+    config = {"energy": {"s": 0.5}, "initial": {"kind": "mode", "k": 3, "amplitude": 0.9},
+              "method": {"n": 32, "integrator": "rk4", "dt": 0.2},
+              "time": {"t_end": 50.0, "n_saves": 251, "spacing": "linear"}}
+    ds = kmdflow.run(config)
+    assert ds.attrs["status"].startswith("failed: density fell to")
+    assert np.all(ds["min_density"].values >= 0)  # the saved part is the valid part
+    assert ds["time"].values[-1] < 50.0

@@ -151,6 +151,7 @@ def simulate(flow, *, integrator: str, times: np.ndarray, snapshot_at: np.ndarra
             diagnostics = flow.diagnostics(y)
             if not all(np.isfinite(v) for v in diagnostics.values()):
                 raise _Failure(f"non-finite diagnostics at t = {t:.6g}")
+            _check_positivity(diagnostics, traj, t)
             traj.record(t, diagnostics)
             y_saved = y
             if index in keep:
@@ -177,6 +178,21 @@ def simulate(flow, *, integrator: str, times: np.ndarray, snapshot_at: np.ndarra
     traj.n_rhs = stepper.n_rhs
     traj.wall_seconds = wall_before + _time.perf_counter() - start
     return traj
+
+
+#: A density may dip below zero by this much (plus twice the initial data's own undershoot, e.g.
+#: Gibbs ringing of truncated discontinuous data) before the run is declared failed.
+NEGATIVE_DENSITY_TOLERANCE = 1e-8
+
+
+def _check_positivity(diagnostics: dict[str, float], traj: Trajectory, t: float) -> None:
+    """Fail when a grid density goes negative beyond what its initial data already did."""
+    if "min_density" not in diagnostics:
+        return
+    initial = min(0.0, traj.series["min_density"][0])
+    limit = -(NEGATIVE_DENSITY_TOLERANCE + 2.0 * abs(initial))
+    if diagnostics["min_density"] < limit:
+        raise _Failure(f"density fell to {diagnostics['min_density']:.3g} < {limit:.3g} at t = {t:.6g}")
 
 
 def _close_snapshots(traj: Trajectory, flow, y_saved: np.ndarray) -> None:

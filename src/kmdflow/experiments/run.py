@@ -187,7 +187,37 @@ def _attributes(problem: Problem, traj, summary: dict) -> dict:
         "platform": platform.platform(),
         "numpy_version": np.__version__,
         "scipy_version": scipy.__version__,
+        "finufft_version": _version_of("finufft"),
+        "git_commit": _git_commit(),
+        "seed": problem.config.method.seed,
     }
+
+
+def _version_of(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _git_commit() -> str:
+    """The commit of the kmdflow source tree when it is a git checkout, else "unknown"."""
+    import subprocess
+
+    source = Path(__file__).resolve().parent
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True,
+                                timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = result.stdout.strip()
+    if result.returncode != 0 or not commit:
+        return "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source,
+                           capture_output=True, text=True, timeout=5).stdout.strip()
+    return commit + ("-dirty" if dirty else "")
 
 
 class _progress_bar:
