@@ -57,7 +57,7 @@ def test_population_loss_is_the_mean_squared_output_gap(dim):
 
 @pytest.mark.parametrize("dim, zonal", [(1, False), (2, False), (2, True), (3, False)])
 def test_population_gradient_matches_finite_differences(dim, zonal):
-    kernel, theta, weights, teacher = setup(dim)
+    kernel, _, _, teacher = setup(dim)
     if zonal:
         teacher = ZonalMeasure.von_mises_fisher(kernel, np.eye(dim + 1)[0], 2.0, 1.5)
     rng = np.random.default_rng(3)
@@ -133,7 +133,7 @@ def test_minibatch_sgd_tracks_population_gradient_descent():
     kernel = ReluKernel(2)
     teacher = AtomMeasure(sphere.sample_uniform(3, 2, 5), np.array([0.5, 0.3, 0.4]))
     start = ShallowNetwork.random_balanced(20, 2, scale=0.8, seed=1)
-    kw = dict(lr=0.02, steps=150, record_every=10)
+    kw = {"lr": 0.02, "steps": 150, "record_every": 10}
     _, _, gd = gradient_descent(kernel, start, teacher, **kw)
     rms = {}
     for batch in (16, 256):

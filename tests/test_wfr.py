@@ -10,7 +10,13 @@ import scipy.integrate
 
 from kmdflow.domains import sphere
 from kmdflow.flows.wfr import AtomMeasure, WFRParticleFlow
-from kmdflow.kernels.relu import CircleSeriesMeasure, ReluKernel, ZonalMeasure, population_loss, relu_mean
+from kmdflow.kernels.relu import (
+    CircleSeriesMeasure,
+    ReluKernel,
+    ZonalMeasure,
+    population_loss,
+    relu_mean,
+)
 from kmdflow.solve import simulate
 
 TWO_PI = 2.0 * np.pi

@@ -43,8 +43,8 @@ def bench_relu(quick: bool) -> dict:
     circle = {}
     for m in sizes:
         flow = _flow(1, m, "sorted")
-        y = flow.initial_state()
-        circle[m] = best_time(lambda: flow.rhs(0.0, y))
+        state = flow.initial_state()
+        circle[m] = best_time(lambda flow=flow, state=state: flow.rhs(0.0, state))
     exponent = fitted_exponent(sizes, [circle[m] for m in sizes])
     print("  circle, teacher of 10 neurons, one WFR velocity (rhs) with sorted sums")
     for m, seconds in circle.items():

@@ -66,7 +66,7 @@ class ShallowNetwork:
         return self.inner.shape[1] - 1
 
     @classmethod
-    def from_measure(cls, positions, weights) -> "ShallowNetwork":
+    def from_measure(cls, positions, weights) -> ShallowNetwork:
         """The balanced network of ``mu = sum_j m_j delta_{theta_j}``: ``w_j = sqrt(m m_j) theta_j``, ``a_j = |w_j|``."""
         theta = sphere.retract(sphere.check_points(positions))
         w = np.asarray(weights, dtype=float)
@@ -76,7 +76,7 @@ class ShallowNetwork:
         return cls(radius, radius[:, None] * theta)
 
     @classmethod
-    def random_balanced(cls, width: int, dim: int, scale: float = 1.0, seed=0) -> "ShallowNetwork":
+    def random_balanced(cls, width: int, dim: int, scale: float = 1.0, seed=0) -> ShallowNetwork:
         """Uniform directions, ``|w_j| = a_j = scale``: the measure ``scale^2 sigma_m``, mass ``scale^2``."""
         theta = sphere.sample_uniform(width, dim, seed)
         return cls(np.full(width, float(scale)), scale * theta)
@@ -94,8 +94,6 @@ class ShallowNetwork:
 def network_loss(kernel: ReluKernel, network: ShallowNetwork, target=None) -> float:
     """Population loss ``1/2 E_x (f - f_nu)^2 = L(mu)`` by the closed-form kernel (no sampling)."""
     positions, weights = network.measure()
-    if target is not None and hasattr(target, "positions"):
-        target = (target.positions, target.weights)
     return population_loss(kernel, positions, weights, target)
 
 

@@ -253,10 +253,24 @@ def funk_hecke_coefficients(profile, l_max: int, dim: int, interval=(0.0, np.pi)
 def zonal_series(coeffs, dim: int, t, derivative: bool = False):
     r"""``g(t) = sum_l N_l c_l P_l(t)`` (and ``g'(t)``) for Funk--Hecke coefficients ``coeffs (L,)``.
 
-    ``t : (N,)`` in ``[-1, 1]``; returns ``(N,)`` (or a pair). Cost ``O(N L)``.
+    ``t : (N,)`` in ``[-1, 1]``; returns ``(N,)`` (or a pair). Cost ``O(N L)``, memory ``O(N)``: the
+    recurrence of :func:`gegenbauer` runs with the sums accumulated on the way.
     """
     c = np.asarray(coeffs, dtype=float)
     scaled = harmonic_dimension(c.size - 1, dim) * c
-    p, dp = gegenbauer(c.size - 1, dim, t, derivative=True)
-    value = scaled @ p
-    return (value, scaled @ dp) if derivative else value
+    t = np.atleast_1d(np.asarray(t, dtype=float))
+    p_prev, p = np.zeros_like(t), np.ones_like(t)
+    dp_prev, dp = np.zeros_like(t), np.zeros_like(t)
+    value = np.full_like(t, scaled[0])
+    slope = np.zeros_like(t)
+    for l in range(c.size - 1):
+        if l == 0:
+            p_next, dp_next = t.copy(), np.ones_like(t)
+        else:
+            a, b = (2.0 * l + dim - 1) / (l + dim - 1), l / (l + dim - 1)
+            p_next = a * t * p - b * p_prev
+            dp_next = a * (p + t * dp) - b * dp_prev
+        p_prev, p, dp_prev, dp = p, p_next, dp, dp_next
+        value += scaled[l + 1] * p
+        slope += scaled[l + 1] * dp
+    return (value, slope) if derivative else value

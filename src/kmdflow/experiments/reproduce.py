@@ -31,6 +31,14 @@ def _config(s, initial, target, method, t_end, n_saves=150, spacing="log", **tim
             "time": {"t_end": t_end, "n_saves": n_saves, "spacing": spacing, **time_keys}}
 
 
+def _save_figure(fig, sec: Section, folder: Path, name: str) -> None:
+    """Write ``fig`` into the experiment's folder and list it in its section."""
+    fig.tight_layout()
+    fig.savefig(folder / name, dpi=110)
+    _pyplot().close(fig)
+    sec.figures.append(f"{sec.key}/{name}")
+
+
 def _window(fit: dict) -> str:
     return f"[{fit['t_start']:.3g}, {fit['t_stop']:.3g}]" if fit["value"] is not None else "no fit"
 
@@ -76,10 +84,7 @@ def e1_exponential_uniform(out: Path, quick: bool) -> Section:
     ax.set_xlabel("t")
     ax.set_ylabel("E(t)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "e1_energy.png", dpi=110)
-    plt.close(fig)
-    sec.figures.append("E1/e1_energy.png")
+    _save_figure(fig, sec, out, "e1_energy.png")
     sec.paragraphs.append(
         "Initial von Mises (kappa = 1) density, uniform target. The rate is fitted on log E against t "
         "after the energy fell below 1e-2 of its start and, for particles, above 100 times the floor "
@@ -145,10 +150,7 @@ def e2_exponential_nonuniform(out: Path, quick: bool) -> Section:
     ax.set_xlabel("t")
     ax.set_ylabel("E(t)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "e2_energy.png", dpi=110)
-    plt.close(fig)
-    sec.figures.append("E2/e2_energy.png")
+    _save_figure(fig, sec, out, "e2_energy.png")
     sec.paragraphs.append(
         "MATH.md section 5 gives E(t) <= E(0) exp(-2 m t), m = min(inf rho_0, inf nu) (derived). The "
         "asymptotic rate is twice the slowest decay rate of the flow linearised around nu ('linearised "
@@ -202,10 +204,7 @@ def e3_power_laws(out: Path, quick: bool) -> Section:
         ax.set_xlabel("t")
         ax.legend(fontsize=7)
     axes[0].set_ylabel("E(t) (dashed: predicted slope, offset x3)")
-    fig.tight_layout()
-    fig.savefig(out / "e3_power_laws.png", dpi=110)
-    plt.close(fig)
-    sec.figures.append("E3/e3_power_laws.png")
+    _save_figure(fig, sec, out, "e3_power_laws.png")
     sec.paragraphs.append(
         "Initial rho_0 = 1 + f, f a random-phase perturbation with |f_hat(k)| ~ k^-a up to the grid's "
         "last mode, amplitude 0.05; spectral PDE with the exponential integrator. The fit window is "
@@ -240,10 +239,7 @@ def e4_sobolev_norms(out: Path, quick: bool) -> Section:
     ax.set_xlabel("t")
     ax.set_ylabel("||rho_t - nu||^2_{H^q}")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "e4_norms.png", dpi=110)
-    plt.close(fig)
-    sec.figures.append("E4/e4_norms.png")
+    _save_figure(fig, sec, out, "e4_norms.png")
     sec.paragraphs.append(
         f"Same problem as E3 (s = 2, a = 2, r = {r:g}); the norms are computed from the saved density "
         "snapshots (200, log-spaced) by FFT, so late values carry the round-off of storing rho = 1 + f.")
@@ -298,10 +294,7 @@ def e5_pde_vs_particles(out: Path, quick: bool) -> Section:
     axes[2].set_xlabel("N")
     axes[2].set_title("particles vs PDE at t*", fontsize=9)
     axes[2].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "e5_pde_vs_particles.png", dpi=110)
-    plt.close(fig)
-    sec.figures.append("E5/e5_pde_vs_particles.png")
+    _save_figure(fig, sec, out, "e5_pde_vs_particles.png")
     sec.paragraphs.insert(0,
         "rho_0 = 1 + perturbation (amplitude 0.3, decay 3), uniform target. Particles start at the "
         "quantiles of rho_0 (weights 1/N). At t* (grey line) we compare the energies and compute the "
@@ -350,10 +343,7 @@ def e6_patch_with_vacuum(out: Path, quick: bool) -> Section:
     bx.set_xlabel("x")
     bx.set_ylabel("density (1 / (N gap))")
     bx.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "e6_patch.png", dpi=110)
-    plt.close(fig)
-    sec.figures.append("E6/e6_patch.png")
+    _save_figure(fig, sec, out, "e6_patch.png")
     sec.paragraphs.append(
         "A discontinuous density with vacuum is represented exactly by particles: each particle carries "
         "mass 1/N, the local density is 1/(N gap) and stays positive by construction, with no Gibbs "

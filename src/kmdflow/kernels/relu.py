@@ -183,14 +183,14 @@ class ZonalMeasure:
         object.__setattr__(self, "_k", self.kernel.zonal_coefficients(p.size - 1))
 
     @classmethod
-    def uniform(cls, kernel: ReluKernel, mass: float = 1.0) -> "ZonalMeasure":
+    def uniform(cls, kernel: ReluKernel, mass: float = 1.0) -> ZonalMeasure:
         """``mass * sigma``; its potential is the constant ``mass * c_d^2``."""
         eta = np.zeros(kernel.dim + 1)
         eta[0] = 1.0
         return cls(kernel, eta, np.ones(1), mass)
 
     @classmethod
-    def von_mises_fisher(cls, kernel: ReluKernel, direction, kappa: float, mass: float = 1.0) -> "ZonalMeasure":
+    def von_mises_fisher(cls, kernel: ReluKernel, direction, kappa: float, mass: float = 1.0) -> ZonalMeasure:
         r"""Density ``~ exp(kappa theta . eta)`` (von Mises on the circle), total mass ``mass``.
 
         Notes
@@ -294,8 +294,8 @@ def population_loss(kernel: ReluKernel, positions, weights, target=None) -> floa
         Atoms of ``mu`` (unit vectors).
     weights : (N,) float
         Their masses.
-    target : None, (Y (M, d+1), u (M,)), ZonalMeasure or CircleSeriesMeasure
-        ``nu``: none, atoms, or a density.
+    target : None, (Y (M, d+1), u (M,)), AtomMeasure, ZonalMeasure or CircleSeriesMeasure
+        ``nu``: none, atoms (a pair or any object with ``positions`` and ``weights``), or a density.
 
     Notes
     -----
@@ -307,6 +307,7 @@ def population_loss(kernel: ReluKernel, positions, weights, target=None) -> floa
     if isinstance(target, (ZonalMeasure, CircleSeriesMeasure)):
         loss += 0.5 * target.self_energy - w @ target.potential(x)[0]
     elif target is not None:
-        y, u = sphere.check_points(target[0], "target positions"), np.asarray(target[1], dtype=float)
+        y, u = (target.positions, target.weights) if hasattr(target, "positions") else target
+        y, u = sphere.check_points(y, "target positions"), np.asarray(u, dtype=float)
         loss += 0.5 * u @ kernel.matrix(y, y) @ u - w @ kernel.matrix(x, y) @ u
     return float(loss)

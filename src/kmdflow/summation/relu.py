@@ -197,10 +197,9 @@ def relu_potential(kernel, targets, sources, charges, method: str = "auto",
                          f"{kernel.dim}; use 'dense' or 'auto'")
     if method == "dense" or (method == "auto" and kernel.dim != 1):
         return dense_potential(kernel, targets, sources, charges, memory_bytes)
-    x = sphere.check_points(targets, "targets")
-    values, slope = sorted_circle_potential(sphere.points_to_angles(x),
-                                            sphere.points_to_angles(sphere.check_points(sources, "sources")),
-                                            charges)
-    phi = sphere.points_to_angles(x)
+    phi = sphere.points_to_angles(sphere.check_points(targets, "targets"))
+    sources = sphere.check_points(sources, "sources")
+    source_angles = phi if sources is targets else sphere.points_to_angles(sources)
+    values, slope = sorted_circle_potential(phi, source_angles, charges)
     tangent = np.stack([-np.sin(phi), np.cos(phi)], axis=1)
     return values, slope[:, None] * tangent
