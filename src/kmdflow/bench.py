@@ -148,8 +148,9 @@ BENCHMARKS = {
 def _all_benchmarks() -> dict:
     from kmdflow import bench_nd
     from kmdflow.bench_nufft import bench_nufft_velocity
+    from kmdflow.bench_relu import bench_relu
 
-    return {**BENCHMARKS, "nufft_velocity": bench_nufft_velocity, **bench_nd.BENCHMARKS}
+    return {**BENCHMARKS, "nufft_velocity": bench_nufft_velocity, **bench_nd.BENCHMARKS, "relu_wfr": bench_relu}
 
 
 def run_benchmarks(quick: bool = False) -> dict:
