@@ -346,6 +346,8 @@ def run_one(config: Config, run_dir: str | os.PathLike) -> dict:
     numerical failure is a row with status ``"failed: ..."``; so is an exception (traceback in
     ``run_dir/error.txt``), except ``OSError``, which propagates so that Dask retries the task.
     """
+    import dask
+
     from kmdflow.experiments.run import run_config
 
     run_dir = Path(run_dir)
@@ -353,7 +355,10 @@ def run_one(config: Config, run_dir: str | os.PathLike) -> dict:
     for stale in [*run_dir.glob(".*.tmp"), run_dir / "error.txt"]:
         stale.unlink(missing_ok=True)
     try:
-        run_config(config, run_dir, overwrite=True)
+        # xarray asks dask which scheduler runs its writes; inside a worker that would open a
+        # client back to the scheduler for nothing: the run's own computation is plain NumPy
+        with dask.config.set(scheduler="synchronous"):
+            run_config(config, run_dir, overwrite=True)
         return summary_row(json.loads((run_dir / "summary.json").read_text()))
     except OSError:
         raise
@@ -507,7 +512,7 @@ def _execute(client, pending: list[SweepRun], out: Path, rows: list, report, sav
                for run in pending}
     last_save = time.monotonic()
     try:
-        for done, future in enumerate(as_completed(futures), start=1):
+        for done, future in enumerate(as_completed(futures, loop=client.loop), start=1):
             run = futures[future]
             try:
                 row = future.result()
