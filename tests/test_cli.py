@@ -81,6 +81,8 @@ BAD_CONFIGS = [
     ("snapshots_one", MODE + "[output]\nsnapshots = 1\n", "output.snapshots"),
     ("key_of_other_kind", MODE + "decay = 2.0\n", "initial.decay"),
     ("particles_need_s_above_half", MODE + '[energy]\ns = 0.5\n[method]\nkind = "particles"\n', "energy.s"),
+    ("particles_outside_domain", '[initial]\nkind = "particles"\npositions = [0.5, 7.0]\n[method]\nkind = "particles"\n',
+     "initial.positions[1]"),
 ]
 SUGGESTIONS = {"unknown_key_suggestion": "t_end", "unknown_table_suggestion": "'time'",
                "unknown_kind_suggestion": "von_mises", "atomic_initial_spectral": 'method.kind = "particles"'}
@@ -361,3 +363,23 @@ def test_check_rejects_what_run_would_reject(tmp_path, capsys, method, key):
     code, _, err = cli(capsys, "check", path)
     assert code == 2
     assert_one_error_line(err, key)
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+@pytest.mark.parametrize("name, make, needle", [
+    ("nan_in_file", lambda p: np.save(p, np.array([1.0, np.nan, 1.0, 1.0])), "finite"),
+    ("corrupt_file", lambda p: p.write_bytes(b"not an npy file"), "cannot be read"),
+    ("cannot_be_normalised", lambda p: np.save(p, np.zeros(8)), "positive mass"),
+    ("negative_density", lambda p: np.save(p, np.array([1.0, -0.5, 1.0, 1.0])), ">= 0"),
+])
+def test_bad_data_files_exit_2_with_one_line(tmp_path, capsys, command, name, make, needle):
+    make(tmp_path / "data.npy")
+    for role in ("initial", "target"):
+        other = "target" if role == "initial" else "initial"
+        text = f'[{role}]\nkind = "file"\npath = "data.npy"\n[{other}]\nkind = "uniform"\n'
+        path = write_config(tmp_path, text, name=f"{role}.toml")
+        args = [command, path] + (["--out", tmp_path / "out"] if command == "run" else [])
+        code, out, err = cli(capsys, *args)
+        assert code == 2
+        assert_one_error_line(err, f"{role}.path", needle)
+        assert not (tmp_path / "out").exists()

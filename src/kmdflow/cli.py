@@ -162,8 +162,30 @@ def sweep(sweep_file: Annotated[Path, typer.Argument(metavar="SWEEP.toml", show_
           workers: Annotated[Optional[int], typer.Option("--workers", metavar="N", min=1,
                                                          help="Local worker processes.")] = None,
           ) -> int:
-    """Run a parameter sweep (not available yet)."""
-    raise BadInput("sweep", "not available yet (issue 6)")
+    """Run a parameter sweep on Dask distributed: a directory per run, DIR/sweep.csv and sweep.nc.
+
+    Runs already completed in DIR (same config) are reused; failed ones are run again.
+    """
+    if scheduler is not None and workers is not None:
+        raise BadInput("--workers", "sizes the local cluster; with --scheduler the workers of that "
+                       "cluster run the sweep; drop --workers")
+    load_sweep = _lazy("kmdflow.experiments.sweep", "load_sweep", "sweep")
+    run_sweep = _lazy("kmdflow.experiments.sweep", "run_sweep", "sweep")
+    describe_values = _lazy("kmdflow.experiments.sweep", "describe_values", "sweep")
+    spec = load_sweep(sweep_file)
+    result = run_sweep(spec, out, scheduler=scheduler, workers=workers, progress="auto")
+    total, failed = len(result.rows), result.failed
+    print(f"{total - len(failed)} of {total} runs completed ({result.started} run now, "
+          f"{result.reused} reused); table: {out / 'sweep.csv'}")
+    if not failed:
+        return EXIT_OK
+    for row in failed:
+        values = describe_values({key: row[key] for key in result.parameter_keys})
+        print(f"failed: {row['run_dir']} ({values}): {row['status'].removeprefix('failed:').strip()}",
+              file=sys.stderr)
+    print(f"error: {len(failed)} of {total} runs failed; every row and run directory is kept in {out}",
+          file=sys.stderr)
+    return EXIT_NUMERICAL_FAILURE
 
 
 @app.command()

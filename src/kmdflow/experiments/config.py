@@ -313,6 +313,11 @@ def _measure_checks(kind: str, params: dict, key: str, ctx: _Context) -> int | N
                           params["modes"])
     if kind == "particles":
         positions, weights = params["positions"], params["weights"]
+        for i, point in enumerate(positions):
+            coords = point if isinstance(point, tuple) else (point,)
+            if not all(0.0 <= c < 2 * math.pi for c in coords):
+                raise ConfigError(f"{key}.positions[{i}]", "lies outside the torus [0, 2 pi)^d; give "
+                                  "coordinates in [0, 2 pi) (reduce them mod 2 pi)", point)
         if weights is not None and len(weights) != len(positions):
             raise ConfigError(f"{key}.weights", f"has {len(weights)} entries but {key}.positions has "
                               f"{len(positions)}; give one weight per particle")

@@ -577,7 +577,7 @@ class _Reporter:
     def __init__(self, total: int, reused: int, mode: str | Callable):
         self.total, self.mode, self._bar = total, mode, None
         if mode in ("lines", "bar"):
-            print(f"sweep: {total} runs to start, {reused} reused from earlier", file=sys.stderr)
+            print(f"sweep: {total} to run, {reused} reused (completed earlier)", file=sys.stderr)
         if mode == "bar" and total:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
