@@ -151,11 +151,58 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, capsys, args, needle):
     assert not (tmp_path / "out").exists()
 
 
-def test_sweep_is_not_available_yet(tmp_path, capsys):
-    code, _, err = cli(capsys, "sweep", write_config(tmp_path, MODE), "--out", tmp_path / "out")
+@pytest.fixture
+def fake_sweep(monkeypatch):
+    """Replace ``kmdflow.experiments.sweep`` by stand-ins that record the CLI's calls."""
+    calls: dict = {}
+    rows = [{"run_dir": "run-0000-aaaaaaaa", "energy.s": 1.5, "status": "completed"},
+            {"run_dir": "run-0001-bbbbbbbb", "energy.s": 2.0, "status": "completed"}]
+
+    def load_sweep(path):
+        calls["load"] = path
+        return "the sweep"
+
+    def run_sweep(sweep, out, *, scheduler, workers, progress):
+        calls["run"] = {"sweep": sweep, "out": out, "scheduler": scheduler, "workers": workers,
+                        "progress": progress}
+        failed = [row for row in rows if row["status"] != "completed"]
+        return types.SimpleNamespace(rows=rows, failed=failed, started=2, reused=0,
+                                     parameter_keys=("energy.s",))
+
+    module = types.ModuleType("kmdflow.experiments.sweep")
+    module.load_sweep, module.run_sweep = load_sweep, run_sweep
+    module.describe_values = lambda values: ", ".join(f"{k} = {v}" for k, v in values.items())
+    monkeypatch.setitem(sys.modules, "kmdflow.experiments.sweep", module)
+    return calls, rows
+
+
+def test_sweep_dispatches_and_maps_failures_to_exit_3(tmp_path, capsys, fake_sweep):
+    calls, rows = fake_sweep
+    sweep_file = write_config(tmp_path, "[base]\n", "sweep.toml")
+    code, out, err = cli(capsys, "sweep", sweep_file, "--out", tmp_path / "out", "--workers", "3")
+    assert code == 0 and err == ""
+    assert calls["load"] == sweep_file
+    assert calls["run"] == {"sweep": "the sweep", "out": tmp_path / "out", "scheduler": None,
+                            "workers": 3, "progress": "auto"}
+    assert "2 of 2 runs completed" in out
+    rows[1]["status"] = "failed: density fell to -0.5 at t = 3"
+    code, out, err = cli(capsys, "sweep", sweep_file, "--out", tmp_path / "out",
+                         "--scheduler", "tcp://10.0.0.1:8786")
+    assert code == 3
+    assert calls["run"]["scheduler"] == "tcp://10.0.0.1:8786" and calls["run"]["workers"] is None
+    assert "1 of 2 runs completed" in out
+    lines = err.strip().splitlines()
+    assert lines[0] == "failed: run-0001-bbbbbbbb (energy.s = 2.0): density fell to -0.5 at t = 3"
+    assert lines[-1].startswith("error: 1 of 2 runs failed")
+
+
+def test_sweep_workers_with_scheduler_is_bad_input(tmp_path, capsys, fake_sweep):
+    calls, _ = fake_sweep
+    code, _, err = cli(capsys, "sweep", write_config(tmp_path, "[base]\n", "sweep.toml"), "--out",
+                       tmp_path / "out", "--scheduler", "tcp://10.0.0.1:8786", "--workers", "2")
     assert code == 2
-    assert_one_error_line(err, "not available yet", "issue 6")
-    assert not (tmp_path / "out").exists()
+    assert_one_error_line(err, "--workers", "--scheduler")
+    assert calls == {} and not (tmp_path / "out").exists()
 
 
 def test_resume_without_a_checkpoint_is_bad_input(tmp_path, capsys):
