@@ -21,8 +21,8 @@ from kmdflow.summation import (
     nufft_force,
     pair_force,
 )
+from kmdflow.summation.ewald import near_kernel
 from kmdflow.summation.nufft import (
-    _near_kernel,
     far_multiplier,
     near_derivative,
     nufft_force_report,
@@ -90,7 +90,7 @@ def test_near_kernel_matches_incomplete_gamma_in_mpmath(s):
 @pytest.mark.parametrize("s", [0.75, 1.0, 1.25, 1.5, 2.5])
 def test_near_field_polynomial_fit(s):
     sigma, r_cut, eta = 1e-3, 0.011, 1e-13
-    table = _near_kernel(s, sigma, r_cut, eta)
+    table = near_kernel(s, sigma, r_cut, eta)
     d = np.linspace(1e-6, r_cut, 20001)
     exact = near_derivative(s, sigma, d)
     misfit = np.abs(table(d) - exact)

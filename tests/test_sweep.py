@@ -90,7 +90,7 @@ def client():
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.CRITICAL)
+                           scheduler_kwargs={"dashboard_address": ":0"}, silence_logs=logging.CRITICAL)
     with Client(cluster, set_as_default=False) as c:
         yield c
     cluster.close()

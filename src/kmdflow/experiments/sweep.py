@@ -562,8 +562,11 @@ def _connect(client, scheduler: str | None, workers: int | None, timeout: float)
                               "check the address (tcp://HOST:8786) and that `dask scheduler` runs") from None
     import logging
 
+    # no dashboard; the scheduler's small HTTP server (health checks) on a free port, so that
+    # several sweeps on one machine do not compete for port 8787
     cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
+                           silence_logs=logging.ERROR)
     return [cluster, c := Client(cluster, set_as_default=False)], c
 
 

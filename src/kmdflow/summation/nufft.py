@@ -4,46 +4,46 @@ Conventions (Fourier signs, positions, charges): :mod:`kmdflow.domains.torus`. T
 ``F_i = sum_j q_j K_s'(x_i - y_j)`` with ``K_s'(0) := 0``, as for the other methods of
 :mod:`kmdflow.summation`; the result agrees with
 :func:`~kmdflow.summation.direct.direct_force` to ``tol * max_i |F_i|`` (see :func:`nufft_force`).
+This module chooses the parameters of the split from ``tol``, runs the far field and checks the
+error; the split itself (far multiplier, closed-form near kernel, near-field table and near-pair
+sums) is in :mod:`kmdflow.summation.ewald`, whose public names are re-exported here.
 
-The split
-    Subordinating the multiplier to the heat kernel,
-    ``|k|^(-2s) = Gamma(s)^-1 int_0^inf t^(s-1) exp(-t k^2) dt``, and cutting the integral at
-    ``t = sigma^2`` writes ``K_s' = K_far' + K_near'`` with
+The split (:mod:`kmdflow.summation.ewald`)
+    ``K_s' = K_far' + K_near'``: the far field has the multiplier ``i k |k|^(-2s) Q(s, sigma^2 k^2)``
+    (Gaussian decay in ``k``), the near kernel decays like ``exp(-x^2 / 4 sigma^2)``.
 
-        far:   multiplier  i k |k|^(-2s) Q(s, sigma^2 k^2)          (Q: regularised upper incomplete
-                                                                     gamma; Gaussian decay in k)
-        near:  K_near'(x) = -sqrt(pi) / Gamma(s) * 2^(2-2s) sign(x) |x|^(2s-2) Gamma(3/2 - s, x^2 / 4 sigma^2)
-
-    (plus periodic images, below round-off because ``r_cut <= pi/2``). The near kernel decays like
-    ``exp(-x^2 / 4 sigma^2)``; the far kernel is smooth. This is the "erfc-type" window: for
-    ``s = 1/2`` the far multiplier's window is ``erfc(sigma |k|)``, for ``s = 1`` it is
-    ``exp(-sigma^2 k^2)``. A plain Gaussian window ``exp(-sigma^2 k^2)`` would leave a near field
-    with an algebraic tail for ``s != 1`` (``1 - exp(-sigma^2 k^2)`` is not flat enough at ``k = 0``).
+The design (:func:`ewald_design`)
+    An error budget ``tol * S`` shared by the near cutoff, the far cutoff, the near-field table and
+    the NUFFTs; ``sigma`` balances near pairs against Fourier modes (module cost model).
 
 The far field
     Type-1 NUFFT of the charges (``mu_hat(k)``, ``|k| <= K``), multiplication by the far
     multiplier, type-2 NUFFT at the targets (``finufft``).
 
-The near field
-    Sources within ``r_cut`` of a target, found by sorting (cyclic neighbours of the sorted
-    arrays). ``K_near'(d) = S(d) + d P(d^2)`` for ``d > 0``: ``S`` is the singular part of ``K_s'``
-    (``c |d|^(2s-2)``, or ``c d^(2m+1) log d`` for ``s = m + 3/2``), ``P`` a polynomial fitted at
-    Chebyshev nodes to the closed form above, once per ``(s, sigma, r_cut)``.
+Error control (:func:`nufft_force_report`)
+    A first pass assumes the force scale of random charges; the a posteriori estimate decides
+    whether a second, tighter pass is needed.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from numpy.polynomial import chebyshev
-from scipy.special import exp1, expn, gamma, gammainc, gammaincc, zeta
+from scipy.special import zeta
 
 from kmdflow.domains.torus import TWO_PI, wrap
 from kmdflow.summation.direct import as_particles
+from kmdflow.summation.ewald import (
+    far_cutoff,
+    far_multiplier,
+    near_derivative,
+    near_field,
+    near_radius,
+)
 
 __all__ = [
     "EwaldDesign",
@@ -54,6 +54,7 @@ __all__ = [
     "nufft_force",
     "nufft_force_report",
 ]
+
 
 #: Smallest tolerance handed to finufft (its double-precision floor is near 1e-14).
 EPS_FLOOR = 1e-14
@@ -79,137 +80,6 @@ DENSITY_CHECK_PAIRS = 10**8
 #: threads cost more than they save there (measured at N = M = 1e5: 0.06-0.2 s on one thread,
 #: 0.17-0.3 s on two; at 1e6 two threads win, 0.71 s vs 0.8-0.95 s).
 THREADED_POINTS = 1_000_000
-#: Chebyshev nodes used to fit the near-field polynomial, and the largest degree kept (Horner's
-#: rule in the monomial basis of ``u`` in ``[-1, 1]`` stays stable well beyond it for this function).
-TABLE_NODES = 96
-MAX_TABLE_DEGREE = 48
-
-
-# ---------------------------------------------------------------------------------------------
-# The split, in closed form
-# ---------------------------------------------------------------------------------------------
-
-def _upper_gamma(a: float, w: np.ndarray) -> np.ndarray:
-    """``Gamma(a, w) = int_w^inf t^(a-1) e^-t dt`` for any real ``a`` and ``w > 0``."""
-    w = np.asarray(w, dtype=float)
-    if a > 0:
-        return gammaincc(a, w) * gamma(a)
-    if a == round(a):                          # Gamma(-m, w) = w^-m E_(m+1)(w)
-        m = -round(a)
-        return exp1(w) if m == 0 else w ** (-m) * expn(m + 1, w)
-    # Gamma(b, w) = (Gamma(b + 1, w) - w^b e^-w) / b, downwards from b + n > 0
-    n = math.ceil(-a)
-    b = a + n
-    value = gammaincc(b, w) * gamma(b)
-    for _ in range(n):
-        b -= 1.0
-        value = (value - w**b * np.exp(-w)) / b
-    return value
-
-
-def far_multiplier(s: float, sigma: float, k: np.ndarray) -> np.ndarray:
-    r"""Real weights ``b_k = |k|^(1-2s) Q(s, sigma^2 k^2)`` of the far field (``b_0 = 0``).
-
-    Parameters
-    ----------
-    s : float
-        Sobolev order, ``s > 0``.
-    sigma : float
-        Split scale, ``sigma > 0``.
-    k : (K,) int or float
-        Wavenumbers.
-
-    Returns
-    -------
-    (K,) float
-        ``b_|k|``; the far force multiplier is ``i sign(k) b_|k|`` and
-        ``K_far'(x) = -2 sum_(k >= 1) b_k sin(k x)``.
-
-    Notes
-    -----
-    ``Q(s, w) = Gamma(s, w) / Gamma(s)`` decays like ``w^(s-1) e^-w``.
-    """
-    a = np.abs(np.asarray(k, dtype=float))
-    out = np.zeros(a.shape)
-    nz = a != 0.0
-    out[nz] = a[nz] ** (1.0 - 2.0 * s) * gammaincc(s, (sigma * a[nz]) ** 2)
-    return out
-
-
-def near_derivative(s: float, sigma: float, x: np.ndarray) -> np.ndarray:
-    r"""Near-field kernel ``K_near'(x) = K_s'(x) - K_far'(x)`` in closed form (no periodic images).
-
-    Parameters
-    ----------
-    s : float
-        Sobolev order, ``s > 0``.
-    sigma : float
-        Split scale, ``sigma > 0``. The periodic images ``x + 2 pi n`` are left out: the sums use
-        ``|x| < r_cut <= pi/2`` and ``sigma <= pi/8``, where they are below ``exp(-36)`` times
-        ``K_near'`` itself.
-    x : float array, any shape
-        Separations; ``0`` maps to ``0``.
-
-    Returns
-    -------
-    float array, shape of ``x``.
-
-    Notes
-    -----
-    ``K_near'(x) = -sqrt(pi) / Gamma(s) * 2^(2-2s) sign(x) |x|^(2s-2) Gamma(3/2 - s, x^2 / (4 sigma^2))``,
-    from ``K_near' = Gamma(s)^-1 int_0^(sigma^2) t^(s-1) d/dx theta_t dt`` with the heat kernel
-    ``theta_t(x) = sqrt(pi / t) exp(-x^2 / 4t)`` (one image).
-    """
-    x = np.asarray(x, dtype=float)
-    ax = np.abs(x)
-    out = np.zeros(x.shape)
-    nz = ax > 0.0
-    a = ax[nz]
-    out[nz] = (-math.sqrt(math.pi) / gamma(s) * 2.0 ** (2.0 - 2.0 * s) * a ** (2.0 * s - 2.0)
-               * _upper_gamma(1.5 - s, (a / (2.0 * sigma)) ** 2))
-    return out * np.sign(x)
-
-
-def _near_envelope(s: float, z: np.ndarray) -> np.ndarray:
-    """``h(z) = z^(2s-2) Gamma(3/2 - s, z^2)``, so ``|K_near'(x)| = sqrt(pi)/Gamma(s) sigma^(2s-2) h(|x|/2sigma)``."""
-    z = np.asarray(z, dtype=float)
-    return z ** (2.0 * s - 2.0) * np.abs(_upper_gamma(1.5 - s, z * z))
-
-
-@lru_cache(maxsize=16)
-def _envelope_table(s: float) -> tuple[np.ndarray, np.ndarray]:
-    """``z`` on ``(0, 16]`` (step 0.002) and ``log h(z)``."""
-    z = np.linspace(0.0, 16.0, 8001)[1:]
-    with np.errstate(divide="ignore"):
-        return z, np.log(_near_envelope(s, z))
-
-
-def _near_radius(s: float, target: float) -> float:
-    """A ``z`` beyond which ``h(z) <= target`` (the next grid point after the last exceedance; 0 when
-    ``h`` never exceeds ``target``)."""
-    z, log_h = _envelope_table(s)
-    above = np.nonzero(log_h > math.log(target))[0]
-    if above.size == 0:
-        return 0.0
-    return float(z[min(int(above[-1]) + 1, z.size - 1)])
-
-
-@lru_cache(maxsize=16)
-def _far_tail_table(s: float) -> tuple[np.ndarray, np.ndarray]:
-    """``kappa`` on ``[0.05, 12]`` and the log of ``E1(kappa^2) (1 + (|s - 1| + 1) / kappa^2) / Gamma(s)``."""
-    kappa = np.linspace(0.05, 12.0, 4000)
-    w = kappa * kappa
-    return kappa, np.log(exp1(w) * (1.0 + (abs(s - 1.0) + 1.0) / w) / gamma(s))
-
-
-def _far_tail_kappa(s: float, target: float) -> float:
-    """``kappa`` with ``2 int_kappa^inf u^(1-2s) Q(s, u^2) du <= target`` (asymptotic form of ``Q``;
-    only sizes the design: the cutoff ``K`` itself comes from the exact weights)."""
-    kappa, log_tail = _far_tail_table(s)
-    above = np.nonzero(log_tail > math.log(target))[0]
-    if above.size == 0:
-        return float(kappa[0])
-    return float(kappa[min(int(above[-1]) + 1, kappa.size - 1)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,8 +116,7 @@ class EwaldDesign:
 
 @lru_cache(maxsize=32)
 def _sigma_grid(s: float, eta: float, n_targets: int, n_sources: int, symmetric: bool, density: float):
-    """Cheapest ``(sigma, z_cut, K guess)`` over quarter octaves of ``sigma`` (module cost model)."""
-    c0 = math.sqrt(math.pi) / gamma(s)
+    """Cheapest ``(sigma, r_cut, K guess)`` over quarter octaves of ``sigma`` (module cost model)."""
     pairs_factor = (0.5 if symmetric else 1.0) * density * n_targets * n_sources / math.pi
     spacing = TWO_PI / n_sources
     best = None
@@ -255,14 +124,13 @@ def _sigma_grid(s: float, eta: float, n_targets: int, n_sources: int, symmetric:
         sigma = spacing * 2.0 ** (j / 4.0)
         if sigma > np.pi / 8:
             break
-        z_cut = _near_radius(s, eta / (c0 * sigma ** (2.0 * s - 2.0)))
-        r_cut = 2.0 * sigma * z_cut
-        n_modes = max(1, math.ceil(_far_tail_kappa(s, eta / sigma ** (2.0 * s - 2.0)) / sigma))
+        r_cut = near_radius(s, sigma, eta)
+        n_modes = max(1, math.ceil(far_cutoff(s, sigma, eta)))
         if r_cut > np.pi / 2 or n_modes > MAX_MODES:
             continue
         cost = PAIR_COST * pairs_factor * r_cut + MODE_COST * (2 * n_modes + 1) * math.log2(n_modes + 1)
         if best is None or cost < best[-1]:
-            best = (sigma, z_cut, n_modes, cost)
+            best = (sigma, r_cut, n_modes, cost)
     if best is None:
         raise ValueError(f"no Ewald split meets eta={eta:.3g} with at most {MAX_MODES} modes "
                          f"for s={s}; use summation='direct' or a larger tol")
@@ -273,6 +141,11 @@ def _sigma_grid(s: float, eta: float, n_targets: int, n_sources: int, symmetric:
 def _far_weights(s: float, sigma: float, k_max: int) -> np.ndarray:
     """``b_k`` for ``k = 0 .. k_max`` (cached: the flows call with the same design every step)."""
     return far_multiplier(s, sigma, np.arange(k_max + 1))
+
+
+def _far_rms(b: np.ndarray) -> float:
+    """``|m|_2 = (2 sum_k b_k^2)^(1/2)``: rms of ``K_far'`` from its weights ``b_0 .. b_K``."""
+    return math.sqrt(2.0 * float(np.sum(b * b)))
 
 
 def _modes_for(s: float, sigma: float, eta: float, guess: int) -> int:
@@ -332,214 +205,14 @@ def ewald_design(s: float, n_targets: int, n_sources: int, *, tol: float, force_
     """
     budget = BUDGET_SHARE * tol * force_scale
     eta = budget / charge_l1
-    sigma, z_cut, guess = _sigma_grid(s, eta, int(n_targets), int(n_sources), bool(symmetric),
+    sigma, r_cut, guess = _sigma_grid(s, eta, int(n_targets), int(n_sources), bool(symmetric),
                                       float(density))
     n_modes = _modes_for(s, sigma, eta, guess)
-    b = _far_weights(s, sigma, n_modes)
-    m_norm = math.sqrt(2.0 * float(np.sum(b * b)))
+    m_norm = _far_rms(_far_weights(s, sigma, n_modes))
     eps = budget / (2.0 * NUFFT_ERROR_CONSTANT * charge_l2 * m_norm) if m_norm > 0 else 1e-2
-    return EwaldDesign(s=s, sigma=sigma, n_modes=n_modes, r_cut=float(2.0 * sigma * z_cut),
+    return EwaldDesign(s=s, sigma=sigma, n_modes=n_modes, r_cut=float(r_cut),
                        eps=float(min(max(eps, EPS_FLOOR), 1e-2)), eta=eta)
 
-
-# ---------------------------------------------------------------------------------------------
-# Near field: singular part + fitted polynomial, evaluated on pair separations
-# ---------------------------------------------------------------------------------------------
-
-def _horner(coeffs: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """``sum_l coeffs[l] u^l``, one output array reused."""
-    out = np.full(u.shape, coeffs[-1])
-    for c in coeffs[-2::-1]:
-        out *= u
-        out += c
-    return out
-
-
-@dataclass(frozen=True)
-class _NearKernel:
-    r"""``K_near'(d)`` for ``0 < d < r_cut``: ``S(d) + d P(d^2)``, ``P`` a polynomial in ``u``.
-
-    The singular part ``S`` is that of ``K_s'`` (and of the closed form of ``K_near'``):
-
-        S(d) = -sqrt(pi) / Gamma(s) * 2^(2-2s) Gamma(3/2 - s) d^(2s-2)       (s not in 3/2 + N)
-        S(d) = 2 sqrt(pi) / Gamma(s) * 2^(2-2s) (-1)^m / m! d^(2m+1) log d     (s = m + 3/2)
-
-    (for ``s = 1``: ``-pi``, the jump of the sawtooth). What is left, ``d P(d^2)``, is odd and
-    analytic; ``u = 2 d^2 / r_cut^2 - 1`` maps ``[0, r_cut]`` to ``[-1, 1]`` and ``coeffs`` are
-    the monomial coefficients in ``u`` of a Chebyshev interpolant (for this entire function their
-    absolute sum stays within a few times ``max |P|``, so Horner's rule is stable). For ``s < 3/2``
-    the remainder is computed as ``sqrt(pi)/Gamma(s) 2^(2-2s) d^(2s-2) gamma(3/2 - s, d^2/4sigma^2)``
-    (lower incomplete gamma), free of the cancellation between ``K_near'`` and ``S`` at small ``d``.
-    """
-
-    s: float
-    sigma: float
-    r_cut: float
-    eta: float
-    kind: str = field(init=False)          # "power" (c d^p) or "log" (c d^p log d)
-    power: float = field(init=False)
-    coefficient: float = field(init=False)
-    coeffs: np.ndarray = field(init=False, repr=False)
-    error: float = field(init=False)       # estimated max |fit error| of d P(d^2) on (0, r_cut)
-
-    def __post_init__(self) -> None:
-        s = self.s
-        a = 1.5 - s
-        root_pi = math.sqrt(math.pi)
-        if a <= 0 and a == round(a):             # s = m + 3/2: c d^(2m+1) log d
-            m = round(-a)
-            kind, power = "log", 2.0 * m + 1.0
-            coefficient = 2.0 * root_pi / gamma(s) * 2.0 ** (2.0 - 2.0 * s) * (-1.0) ** m / math.factorial(m)
-        else:
-            kind, power = "power", 2.0 * s - 2.0
-            coefficient = -root_pi / gamma(s) * 2.0 ** (2.0 - 2.0 * s) * gamma(a)
-        object.__setattr__(self, "kind", kind)
-        object.__setattr__(self, "power", power)
-        object.__setattr__(self, "coefficient", coefficient)
-        half = 0.5 * self.r_cut**2
-        scale = root_pi / gamma(s) * 2.0 ** (2.0 - 2.0 * s)
-        sigma = self.sigma
-
-        def smooth(u):
-            d = np.sqrt((u + 1.0) * half)
-            if a > 0:      # K_near' - S = scale d^(2s-2) gamma_lower(a, w): no cancellation near 0
-                w = (d / (2.0 * sigma)) ** 2
-                return scale * d ** (2.0 * s - 3.0) * gammainc(a, w) * gamma(a)
-            return (near_derivative(s, sigma, d) - self.singular(d)) / d
-
-        cheb = chebyshev.chebinterpolate(smooth, TABLE_NODES - 1)
-        # round-off floor of the interpolant: the size of its last coefficients
-        noise = float(np.max(np.abs(cheb[-16:])))
-        # shortest expansion whose dropped coefficients are all below eta / (16 r_cut) or the floor
-        limit = max(self.eta / (16.0 * self.r_cut), 2.0 * noise)
-        above = np.nonzero(np.abs(cheb) > limit)[0]
-        degree = min(int(above[-1]) if above.size else 0, MAX_TABLE_DEGREE)
-        dropped = float(np.max(np.abs(cheb[degree + 1:]))) if degree + 1 < cheb.size else 0.0
-        coeffs = chebyshev.cheb2poly(cheb[:degree + 1])
-        object.__setattr__(self, "coeffs", coeffs)
-        # fit error measured against the closed form between the nodes, with a factor 2 margin
-        u = np.linspace(-1.0, 1.0, 4 * TABLE_NODES + 1)[1:]
-        d = np.sqrt((u + 1.0) * half)
-        misfit = np.max(np.abs(d * (_horner(coeffs, u) - smooth(u))))
-        object.__setattr__(self, "error", float(2.0 * misfit + self.r_cut * dropped))
-
-    @property
-    def degree(self) -> int:
-        return self.coeffs.size - 1
-
-    def singular(self, d: np.ndarray) -> np.ndarray:
-        """Singular part ``S(d)`` for ``d > 0``."""
-        if self.kind == "log":
-            return self.coefficient * d**self.power * np.log(d)
-        if self.power == 0.0:
-            return np.full(np.shape(d), self.coefficient)
-        if self.power == round(self.power) and self.power > 0:
-            return self.coefficient * d ** int(self.power)
-        return self.coefficient * np.power(d, self.power)
-
-    def __call__(self, d: np.ndarray) -> np.ndarray:
-        """``K_near'(d)`` for ``0 < d`` (values beyond ``r_cut`` are not meaningful)."""
-        u = d * d
-        u -= 0.5 * self.r_cut**2
-        u *= 2.0 / self.r_cut**2
-        out = _horner(self.coeffs, u)
-        out *= d
-        out += self.singular(d)
-        return out
-
-
-@lru_cache(maxsize=8)
-def _near_kernel(s: float, sigma: float, r_cut: float, eta: float) -> _NearKernel:
-    return _NearKernel(s, sigma, r_cut, eta)
-
-
-def _near_symmetric(g, ys: np.ndarray, qs: np.ndarray, r_cut: float) -> tuple[np.ndarray, int]:
-    """Near-field force at the sorted sources themselves, each pair evaluated once.
-
-    For the pair ``(i, j = i + r mod M)`` at separation ``d = y_j - y_i`` (cyclic, ``>= 0``),
-    ``F_i += q_j K_near'(-d) = -q_j g(d)`` and ``F_j += q_i g(d)``. Separations grow with ``r``,
-    so a source leaves the scan at its first neighbour beyond ``r_cut``. While most sources are
-    still in the scan, whole contiguous slices are evaluated (masked); then index arrays.
-    Returns the force and the number of pairs evaluated.
-    """
-    m = ys.size
-    force = np.zeros(m)
-    d = np.empty(m)
-    pairs = 0
-    active = None
-    for r in range(1, m):
-        if active is None:
-            np.subtract(ys[r:], ys[:m - r], out=d[:m - r])
-            np.subtract(ys[:r], ys[m - r:], out=d[m - r:])
-            d[m - r:] += TWO_PI
-            inside = d < r_cut
-            count = int(np.count_nonzero(inside))
-            if count == 0:
-                break
-            if 3 * count > 2 * m:                  # dense: evaluate every slot, zero the rest
-                keep = inside & (d > 0.0)
-                val = g(np.where(keep, d, r_cut))
-                val *= keep
-                pairs += count
-                force[:m - r] -= qs[r:] * val[:m - r]
-                force[m - r:] -= qs[:r] * val[m - r:]
-                force[r:] += qs[:m - r] * val[:m - r]
-                force[:r] += qs[m - r:] * val[m - r:]
-                continue
-            active = np.flatnonzero(inside)
-            sep = d[active]
-        else:
-            j = active + r
-            wrapped = j >= m
-            j[wrapped] -= m
-            sep = ys[j] - ys[active]
-            sep[wrapped] += TWO_PI
-            inside = sep < r_cut
-            active, sep = active[inside], sep[inside]
-            if active.size == 0:
-                break
-        hit = sep > 0.0
-        i, sep = active[hit], sep[hit]
-        j = i + r
-        j[j >= m] -= m
-        val = g(sep)
-        pairs += i.size
-        force[i] -= qs[j] * val
-        force[j] += qs[i] * val
-    return force, pairs
-
-
-def _near_general(g, xs: np.ndarray, ys: np.ndarray, qs: np.ndarray, r_cut: float) -> tuple[np.ndarray, int]:
-    """Near-field force at sorted targets ``xs`` from sorted sources ``ys`` (both in ``[0, 2pi)``).
-
-    Scans the sorted sources right (``direction = 1``, ``d = y - x``) and left (``d = x - y``) of
-    each target until the separation reaches ``r_cut``; returns the force and the pair count.
-    """
-    m = ys.size
-    force = np.zeros(xs.size)
-    pairs = 0
-    first = np.searchsorted(ys, xs, side="left")          # first source >= target
-    for direction in (1, -1):
-        active = np.arange(xs.size)                       # targets still scanning, their
-        base = first if direction == 1 else first - 1     # first source index and position
-        xa = xs
-        for r in range(m):
-            j = base + r if direction == 1 else base - r
-            wrapped = j >= m if direction == 1 else j < 0
-            j[wrapped] -= direction * m
-            d = ys[j] - xa if direction == 1 else xa - ys[j]
-            d[wrapped] += TWO_PI
-            near = d < r_cut
-            if not near.all():
-                active, base, xa, j, d = active[near], base[near], xa[near], j[near], d[near]
-                if active.size == 0:
-                    break
-            apart = d > 0.0                                # coincident atoms: K'(0) = 0
-            val = g(np.where(apart, d, r_cut))
-            val *= apart
-            pairs += int(np.count_nonzero(apart))
-            force[active] -= direction * qs[j] * val
-    return force, pairs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,7 +231,7 @@ def _far_field(design: EwaldDesign, xs: np.ndarray, ys: np.ndarray, qs: np.ndarr
     coeffs *= np.concatenate([-b[:0:-1], b]) * 1j           # i sign(k) b_|k| on k = -K .. K
     values = finufft.nufft1d2(ys if same else xs, coeffs, eps=design.eps, isign=1, modeord=0,
                               nthreads=threads)
-    return values.real, float(np.sqrt(2.0 * np.sum(b * b))), float(np.linalg.norm(coeffs))
+    return values.real, _far_rms(b), float(np.linalg.norm(coeffs))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -627,11 +300,9 @@ def _one_pass(design: EwaldDesign, xs, ys, qs, same: bool):
     force, m_norm, a_norm = _far_field(design, xs, ys, qs, same)
     pairs, table_error = 0, 0.0
     if design.r_cut > 0.0:
-        g = _near_kernel(design.s, design.sigma, design.r_cut, design.eta)
-        near, pairs = (_near_symmetric(g, ys, qs, design.r_cut) if same
-                       else _near_general(g, xs, ys, qs, design.r_cut))
+        near, pairs, table_error = near_field(design.s, design.sigma, design.r_cut, design.eta,
+                                              xs, ys, qs, same)
         force += near
-        table_error = g.error
     return force, m_norm, a_norm, table_error, pairs
 
 
@@ -662,16 +333,18 @@ def nufft_force_report(kernel, targets, sources, charges, *,
     scale = l2 * rms                              # a priori: rms force of random charges
     # below this scale eta would sink under the round-off of the kernel values themselves
     floor = l1 * rms * ROUNDOFF / (BUDGET_SHARE * tol)
+    def design_for(force_scale: float, density: float) -> EwaldDesign:
+        return ewald_design(s, n, m, tol=tol, force_scale=force_scale, charge_l1=l1, charge_l2=l2,
+                            symmetric=same, density=density)
+
     density = 1.0
     for passes in (1, 2):
-        design = ewald_design(s, n, m, tol=tol, force_scale=scale, charge_l1=l1, charge_l2=l2,
-                              symmetric=same, density=density)
+        design = design_for(scale, density)
         if design.r_cut > 0.0 and n * m > DENSITY_CHECK_PAIRS:
             measured = _pair_density(xs, ys, design.r_cut)
             if measured > 4.0 * density:          # clustered atoms: fewer neighbours, more modes
                 density = 2.0 ** math.ceil(math.log2(measured))
-                design = ewald_design(s, n, m, tol=tol, force_scale=scale, charge_l1=l1,
-                                      charge_l2=l2, symmetric=same, density=density)
+                design = design_for(scale, density)
         force_sorted, m_norm, a_norm, table_error, pairs = _one_pass(design, xs, ys, qs, same)
         bound = l1 * (2.0 * design.eta + table_error) + NUFFT_ERROR_CONSTANT * design.eps * (l2 * m_norm + a_norm)
         max_force = float(np.max(np.abs(force_sorted)))
