@@ -61,6 +61,7 @@ import numpy as np
 from kmdflow.integrators.adaptive import OdeProblem, advance, rms_norm
 from kmdflow.integrators.explicit import Rhs, StepResult
 from kmdflow.integrators.tableaux import register_scheme
+from kmdflow.polynomials import horner
 
 #: ``|z|`` below which phi-type functions are summed from their Taylor series.
 TAYLOR_RADIUS = 2.0
@@ -130,23 +131,14 @@ class PhiCombination:
         out = np.empty(z.shape, dtype=dtype)
         small = np.abs(z) < TAYLOR_RADIUS
         if np.any(small):
-            out[small] = _horner(self._taylor, z[small])
+            out[small] = horner(self._taylor, z[small])
         large = ~small
         if np.any(large):
             zl = z[large]
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 r = 1.0 / zl
-                out[large] = np.exp(zl) * _horner(self._p, r) - _horner(self._q, r)
+                out[large] = np.exp(zl) * horner(self._p, r) - horner(self._q, r)
         return out
-
-
-def _horner(coefficients: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``sum_j coefficients[j] x^j`` by Horner's rule; shape of ``x``."""
-    acc = np.full(x.shape, coefficients[-1], dtype=x.dtype)
-    for a in coefficients[-2::-1]:
-        acc *= x
-        acc += a
-    return acc
 
 
 _PHI = {k: PhiCombination([0] * (k - 1) + [1]) for k in range(1, 4)}
@@ -226,7 +218,7 @@ def _evaluate_together(combinations: tuple[PhiCombination, ...], z: np.ndarray) 
             r = 1.0 / zl
             ez = np.exp(zl)
             for i, c in enumerate(combinations):
-                out[i, large] = ez * _horner(c._p, r) - _horner(c._q, r)
+                out[i, large] = ez * horner(c._p, r) - horner(c._q, r)
     return out
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.special import gamma, zeta
 
 from kmdflow.domains.torus import TWO_PI
+from kmdflow.polynomials import horner
 
 __all__ = [
     "SobolevKernel",
@@ -82,15 +83,6 @@ def bernoulli_coefficients(m: int) -> np.ndarray:
     if m < 0:
         raise ValueError(f"m must be a nonnegative integer, got m={m!r}")
     return np.array([float(c) for c in bernoulli_coefficients_exact(int(m))])
-
-
-def _horner(coeffs: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """``sum_l coeffs[l] t^l`` by Horner's rule, one output array reused."""
-    out = np.full(t.shape, coeffs[-1], dtype=float)
-    for c in coeffs[-2::-1]:
-        out *= t
-        out += c
-    return out
 
 
 def _turns(x: np.ndarray) -> np.ndarray:
@@ -201,9 +193,9 @@ class _ZetaSeries:
         out = np.empty(ax.shape)
         near = ax <= self.SPLIT
         a = ax[near]
-        out[near] = _horner(self.near, a * a) + self._singular_value(a)
+        out[near] = horner(self.near, a * a) + self._singular_value(a)
         y = np.pi - ax[~near]
-        out[~near] = _horner(self.far, y * y)
+        out[~near] = horner(self.far, y * y)
         if self.p <= 1.0:
             out[ax == 0.0] = np.inf
         return out
@@ -215,11 +207,11 @@ class _ZetaSeries:
         out = np.zeros(ax.shape)
         near = (ax <= self.SPLIT) & (ax > 0.0)
         a = ax[near]
-        out[near] = _horner(self.near_deriv, a * a) * a + self._singular_slope(a)
+        out[near] = horner(self.near_deriv, a * a) * a + self._singular_slope(a)
         far = ax > self.SPLIT
         y = np.pi - ax[far]
         # d/dx C_p = -(dC/dy) for x > 0
-        out[far] = -_horner(self.far_deriv, y * y) * y
+        out[far] = -horner(self.far_deriv, y * y) * y
         return out * np.sign(x)
 
 
@@ -345,7 +337,7 @@ class SobolevKernel:
         t = _turns(np.asarray(x, dtype=float))
         if self.is_integer:
             scale, coeffs = self._bernoulli[0]
-            out = _horner(coeffs, np.abs(t))
+            out = horner(coeffs, np.abs(t))
             out *= scale
             return out
         return 2.0 * self._series.value(TWO_PI * t)
@@ -366,7 +358,7 @@ class SobolevKernel:
             scale, coeffs = self._bernoulli[1]
             sign = np.sign(t)
             sign *= scale
-            out = _horner(coeffs, np.abs(t))
+            out = horner(coeffs, np.abs(t))
             out *= sign
             return out
         return 2.0 * self._series.derivative(TWO_PI * t)

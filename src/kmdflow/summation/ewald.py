@@ -41,6 +41,7 @@ from numpy.polynomial import chebyshev
 from scipy.special import exp1, expn, gamma, gammainc, gammaincc
 
 from kmdflow.domains.torus import TWO_PI
+from kmdflow.polynomials import horner
 
 __all__ = [
     "MAX_TABLE_DEGREE",
@@ -247,15 +248,6 @@ def far_cutoff(s: float, sigma: float, eta: float) -> float:
 # Near field: singular part + fitted polynomial, evaluated on pair separations
 # ---------------------------------------------------------------------------------------------
 
-def _horner(coeffs: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """``sum_l coeffs[l] u^l``, one output array reused."""
-    out = np.full(u.shape, coeffs[-1])
-    for c in coeffs[-2::-1]:
-        out *= u
-        out += c
-    return out
-
-
 @dataclass(frozen=True)
 class NearKernel:
     r"""``K_near'(d)`` for ``0 < d < r_cut``: ``S(d) + d P(d^2)``, ``P`` a polynomial in ``u``.
@@ -340,7 +332,7 @@ class NearKernel:
         object.__setattr__(self, "coeffs", coeffs)
         # fit error measured against the closed form between the nodes, with a factor 2 margin
         u = np.linspace(-1.0, 1.0, 4 * TABLE_NODES + 1)[1:]
-        misfit = np.max(np.abs(separation(u) * (_horner(coeffs, u) - smooth(u))))
+        misfit = np.max(np.abs(separation(u) * (horner(coeffs, u) - smooth(u))))
         object.__setattr__(self, "error", float(2.0 * misfit + self.r_cut * dropped))
 
     @property
@@ -362,7 +354,7 @@ class NearKernel:
         u = d * d
         u -= 0.5 * self.r_cut**2
         u *= 2.0 / self.r_cut**2
-        out = _horner(self.coeffs, u)
+        out = horner(self.coeffs, u)
         out *= d
         out += self.singular(d)
         return out
