@@ -136,7 +136,8 @@ def test_unquoted_dotted_keys_and_whole_tables_are_parameters(tmp_path):
     bare.write_text(BASE_TOML + "[parameters]\nenergy.s = [1.5, 2.0]\n")
     assert [r.config for r in load_sweep(bare).runs] == [r.config for r in load_sweep(quoted).runs]
     tables = tmp_path / "tables.toml"
-    tables.write_text(BASE_TOML + '[parameters]\ninitial = [{kind = "mode", k = 1}, {kind = "mode", k = 3}]\n')
+    tables.write_text(BASE_TOML + "[parameters]\n"
+                      'initial = [{kind = "mode", k = 1}, {kind = "mode", k = 3}]\n')
     runs = load_sweep(tables).runs
     assert [run.config.initial.kind for run in runs] == ["mode", "mode"]
     assert [run.config.initial.params["k"] for run in runs] == [1, 3]
@@ -211,6 +212,12 @@ def test_out_holding_something_else_is_refused(tmp_path, capsys):
     code, _, err = cli(capsys, "sweep", path, "--out", tmp_path / "out")
     assert code == 2 and "--out" in err and "holds no earlier sweep" in err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["notes.txt"]
+    # the sweep file itself inside DIR is not mistaken for the record of an earlier sweep
+    inside = tmp_path / "out" / "sweep.toml"
+    inside.write_text(path.read_text())
+    code, _, err = cli(capsys, "sweep", inside, "--out", tmp_path / "out")
+    assert code == 2 and "a sweep.toml that kmdflow did not write" in err
+    assert inside.read_text() == path.read_text()
 
 
 def test_unreachable_scheduler_is_bad_input_and_writes_nothing(tmp_path):
@@ -308,7 +315,8 @@ def test_sweep_isolates_a_failure_and_reruns_only_what_is_not_completed(tmp_path
     assert code == 3, err
     assert "7 of 8 runs completed (8 run now, 0 reused)" in stdout
     failed_lines = [line for line in err.splitlines() if line.startswith("failed: ")]
-    assert len(failed_lines) == 1 and "run-0007-" in failed_lines[0] and "method.dt = 100.0" in failed_lines[0]
+    assert len(failed_lines) == 1
+    assert "run-0007-" in failed_lines[0] and "method.dt = 100.0" in failed_lines[0]
     assert err.strip().splitlines()[-1].startswith("error: 1 of 8 runs failed")
     assert len([line for line in err.splitlines() if line.startswith("[")]) == 8  # a line per run
     rows = check_tables(out, EIGHT, {7})

@@ -73,14 +73,19 @@ def write_dataset(ds: xr.Dataset, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_json(obj: dict, path: Path) -> None:
-    """Write ``obj`` as indented JSON atomically."""
+def write_text(text: str, path: Path) -> None:
+    """Write ``text`` atomically."""
     tmp = _atomic_target(path)
     try:
-        tmp.write_text(json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False) + "\n")
+        tmp.write_text(text)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_json(obj: dict, path: Path) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    write_text(json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False) + "\n", path)
 
 
 def _finite(value):
