@@ -149,8 +149,10 @@ def _all_benchmarks() -> dict:
     from kmdflow import bench_nd
     from kmdflow.bench_nufft import bench_nufft_velocity
     from kmdflow.bench_relu import bench_relu
+    from kmdflow.bench_sweep import bench_sweep
 
-    return {**BENCHMARKS, "nufft_velocity": bench_nufft_velocity, **bench_nd.BENCHMARKS, "relu_wfr": bench_relu}
+    return {**BENCHMARKS, "nufft_velocity": bench_nufft_velocity, **bench_nd.BENCHMARKS, "relu_wfr": bench_relu,
+            "sweep": bench_sweep}
 
 
 def run_benchmarks(quick: bool = False) -> dict:
