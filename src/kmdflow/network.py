@@ -19,6 +19,7 @@ time reached, and gradient descent is the explicit Euler scheme of the flow (err
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,6 +149,21 @@ def _step(network: ShallowNetwork, grads, lr: float) -> ShallowNetwork:
     return ShallowNetwork(network.outer - lr * m * grads[0], network.inner - lr * m * grads[1])
 
 
+def _descend(kernel: ReluKernel, network: ShallowNetwork, target, lr: float, steps: int,
+             record_every: int, gradient: Callable[[ShallowNetwork], tuple]):
+    """``steps`` steps ``network <- _step(network, gradient(network), lr)``, recording the
+    population loss every ``record_every`` steps and at the end; returns ``(network, times, losses)``
+    as :func:`gradient_descent` does."""
+    times, losses = [], []
+    for n in range(int(steps) + 1):
+        if n % record_every == 0 or n == steps:
+            times.append(n * lr)
+            losses.append(network_loss(kernel, network, target))
+        if n < steps:
+            network = _step(network, gradient(network), lr)
+    return network, np.array(times), np.array(losses)
+
+
 def _check_lr(lr: float, steps: int) -> None:
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number (a step in flow time), got {lr!r}")
@@ -181,14 +197,8 @@ def gradient_descent(kernel: ReluKernel, network: ShallowNetwork, target=None, *
         The population loss at recorded flow times (start and end included).
     """
     _check_lr(lr, steps)
-    times, losses = [], []
-    for n in range(int(steps) + 1):
-        if n % record_every == 0 or n == steps:
-            times.append(n * lr)
-            losses.append(network_loss(kernel, network, target))
-        if n < steps:
-            network = _step(network, population_gradient(kernel, network, target, summation), lr)
-    return network, np.array(times), np.array(losses)
+    return _descend(kernel, network, target, lr, steps, record_every,
+                    lambda net: population_gradient(kernel, net, target, summation))
 
 
 def minibatch_sgd(kernel: ReluKernel, network: ShallowNetwork, target=None, *, lr: float, steps: int,
@@ -202,13 +212,10 @@ def minibatch_sgd(kernel: ReluKernel, network: ShallowNetwork, target=None, *, l
     if int(batch) < 1:
         raise ValueError(f"batch must be >= 1, got {batch!r}")
     rng = np.random.default_rng(seed)
-    times, losses = [], []
-    for n in range(int(steps) + 1):
-        if n % record_every == 0 or n == steps:
-            times.append(n * lr)
-            losses.append(network_loss(kernel, network, target))
-        if n < steps:
-            inputs = sphere.sample_uniform(int(batch), network.dim, rng)
-            grad_a, grad_w, _ = minibatch_gradient(network, target, inputs)
-            network = _step(network, (grad_a, grad_w), lr)
-    return network, np.array(times), np.array(losses)
+
+    def gradient(net: ShallowNetwork) -> tuple[np.ndarray, np.ndarray]:
+        inputs = sphere.sample_uniform(int(batch), net.dim, rng)
+        grad_a, grad_w, _ = minibatch_gradient(net, target, inputs)
+        return grad_a, grad_w
+
+    return _descend(kernel, network, target, lr, steps, record_every, gradient)

@@ -112,8 +112,36 @@ class Mode(Density):
 
 
 
+class PhasePerturbation:
+    """What the random-phase perturbations (:class:`Perturbation`,
+    :class:`~kmdflow.measures.analytic_nd.PerturbationND`) share, whatever ``d``.
+
+    Put it before the density base class. The subclass has the fields ``amplitude``, ``decay``,
+    ``seed``, ``modes`` (and any other integer fields it names to :meth:`_check_parameters`) and
+    the cached pair ``_g_extrema``, the ``(min, max)`` of ``g`` over the torus.
+    """
+
+    def _check_parameters(self, least: dict[str, int]) -> None:
+        """Check ``amplitude`` (in ``[-1, 1]``), ``decay`` (finite) and the integer fields, each
+        ``>= least[key]``, and store them as ``float`` and ``int``."""
+        if not np.isfinite(self.amplitude) or abs(self.amplitude) > 1:
+            raise MeasureError("amplitude", f"amplitude = {self.amplitude!r}: must lie in [-1, 1] "
+                               "or the density is negative")
+        require_finite("decay", self.decay)
+        for key, smallest in least.items():
+            object.__setattr__(self, key, require_integer(key, getattr(self, key), smallest))
+        object.__setattr__(self, "amplitude", float(self.amplitude))
+        object.__setattr__(self, "decay", float(self.decay))
+
+    @property
+    def g_sup(self) -> float:
+        """``max |g|`` over the torus (the normalisation)."""
+        lo, hi = self._g_extrema
+        return max(hi, -lo)
+
+
 @dataclass(frozen=True)
-class Perturbation(SeriesDensity):
+class Perturbation(PhasePerturbation, SeriesDensity):
     r"""A random-phase perturbation with power-law spectrum, normalised in sup norm.
 
     Parameters
@@ -147,14 +175,7 @@ class Perturbation(SeriesDensity):
     modes: int
 
     def __post_init__(self):
-        if not np.isfinite(self.amplitude) or abs(self.amplitude) > 1:
-            raise MeasureError("amplitude", f"amplitude = {self.amplitude!r}: must lie in [-1, 1] "
-                               "or the density is negative")
-        require_finite("decay", self.decay)
-        for key, least in (("seed", 0), ("modes", 1)):
-            object.__setattr__(self, key, require_integer(key, getattr(self, key), least))
-        object.__setattr__(self, "amplitude", float(self.amplitude))
-        object.__setattr__(self, "decay", float(self.decay))
+        self._check_parameters({"seed": 0, "modes": 1})
 
     @cached_property
     def _g_series(self) -> np.ndarray:
@@ -167,12 +188,6 @@ class Perturbation(SeriesDensity):
     @cached_property
     def _g_extrema(self) -> tuple[float, float]:
         return series_extrema(self._g_series, next_pow2(max(4096, 32 * self.modes)))
-
-    @property
-    def g_sup(self) -> float:
-        """``max |g|`` over the circle (the normalisation)."""
-        lo, hi = self._g_extrema
-        return max(hi, -lo)
 
     @cached_property
     def _series(self):

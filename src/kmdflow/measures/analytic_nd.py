@@ -15,8 +15,8 @@ from functools import cached_property
 import numpy as np
 
 from kmdflow.domains.torus import TWO_PI, wavevectors
-from kmdflow.measures.analytic import Uniform, VonMises
-from kmdflow.measures.base import Density, MeasureError, require_finite, require_integer
+from kmdflow.measures.analytic import PhasePerturbation, Uniform, VonMises
+from kmdflow.measures.base import Density, MeasureError, require_integer
 from kmdflow.measures.base_nd import (
     DensityND,
     axis_vector,
@@ -197,7 +197,7 @@ class ModeND(SeriesDensityND):
 
 
 @dataclass(frozen=True)
-class PerturbationND(SeriesDensityND):
+class PerturbationND(PhasePerturbation, SeriesDensityND):
     r"""A random-phase perturbation of the uniform density with power-law spectrum, on :math:`T^d`.
 
     Parameters
@@ -239,18 +239,11 @@ class PerturbationND(SeriesDensityND):
     dim: int
 
     def __post_init__(self):
-        if not np.isfinite(self.amplitude) or abs(self.amplitude) > 1:
-            raise MeasureError("amplitude", f"amplitude = {self.amplitude!r}: must lie in [-1, 1] "
-                               "or the density is negative")
-        require_finite("decay", self.decay)
-        for key, least in (("seed", 0), ("modes", 1), ("dim", 2)):
-            object.__setattr__(self, key, require_integer(key, getattr(self, key), least))
+        self._check_parameters({"seed": 0, "modes": 1, "dim": 2})
         limit = MAX_MODES_ND.get(self.dim)
         if limit is None or self.modes > limit:
             allowed = ", ".join(f"{v} in d = {d}" for d, v in MAX_MODES_ND.items())
             raise MeasureError("modes", f"modes = {self.modes!r}: at most {allowed}")
-        object.__setattr__(self, "amplitude", float(self.amplitude))
-        object.__setattr__(self, "decay", float(self.decay))
 
     @cached_property
     def representatives(self) -> np.ndarray:
@@ -277,12 +270,6 @@ class PerturbationND(SeriesDensityND):
     @cached_property
     def _g_extrema(self) -> tuple[float, float]:
         return trig_extrema(self._g_series)
-
-    @property
-    def g_sup(self) -> float:
-        """``max |g|`` over the torus (the normalisation)."""
-        lo, hi = self._g_extrema
-        return max(hi, -lo)
 
     @cached_property
     def series(self):

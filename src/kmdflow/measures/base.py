@@ -155,6 +155,48 @@ class Density(TorusDensity):
 
 
 
+class MixtureMembers:
+    """What the mixture families (:class:`~kmdflow.measures.piecewise.Mixture`,
+    :class:`~kmdflow.measures.piecewise_nd.MixtureND`) share, whatever ``d``.
+
+    Put it before the density base class. The subclass has the fields ``weights`` and
+    ``components`` (checked by :func:`mixture_weights`) and the cached pair ``_extrema``
+    ``(inf, sup)``, found by a search that suits its dimension.
+    """
+
+    @property
+    def bandwidth(self) -> float:
+        """The largest of the components' bandwidths."""
+        return max(c.bandwidth for c in self.components)
+
+    def min_value(self) -> float:
+        return self._extrema[0]
+
+    def max_value(self) -> float:
+        return self._extrema[1]
+
+    def regularity(self) -> float | None:
+        """The smallest of the components' ``r*`` (``None`` if one is unknown)."""
+        values = [c.regularity() for c in self.components]
+        return None if any(v is None for v in values) else min(values)
+
+
+def mixture_weights(weights, components) -> tuple[tuple[float, ...], tuple]:
+    """Mixture ``weights`` normalised to sum 1, and ``components`` as a tuple.
+
+    Raises :class:`MeasureError` (key ``"components"``) unless there is at least one component
+    and one positive finite weight per component; the components themselves are not checked.
+    """
+    w = np.asarray(weights, dtype=float).reshape(-1)
+    comps = tuple(components)
+    if w.size == 0 or w.size != len(comps):
+        raise MeasureError("components", f"{w.size} weights for {len(comps)} components; give "
+                           "at least one component, each with a weight")
+    if not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise MeasureError("components", f"weights {w.tolist()} must be positive and finite")
+    return tuple(float(x) for x in w / w.sum()), comps
+
+
 def check_modes(n_modes) -> int:
     """``n_modes`` as an ``int`` if it is an integer ``>= 1``, else :class:`MeasureError`."""
     if isinstance(n_modes, bool) or not isinstance(n_modes, (int, np.integer)) or n_modes < 1:

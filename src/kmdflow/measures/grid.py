@@ -44,17 +44,7 @@ class GridDensity(SeriesDensity):
         v = np.array(self.grid_values, dtype=float)
         if v.ndim != 1 or v.size == 0:
             raise MeasureError("grid_values", f"shape {v.shape}: expected (n,) values on the grid")
-        if not np.all(np.isfinite(v)):
-            raise MeasureError("grid_values", "contains NaN or infinite values; replace them")
-        if np.any(v < 0):
-            raise MeasureError("grid_values", f"negative density values (min {v.min():.3g}); a "
-                               "density must be >= 0: clip the data at 0")
-        mean = v.mean()
-        if not mean > 0:
-            raise MeasureError("grid_values", "total mass is 0; the density cannot be normalised")
-        v = v / mean
-        v.flags.writeable = False
-        object.__setattr__(self, "grid_values", v)
+        object.__setattr__(self, "grid_values", normalised_grid_values(v))
 
     @cached_property
     def _series(self):
@@ -109,17 +99,7 @@ class GridDensityND(SeriesDensityND):
         if v.ndim < 2 or len(set(v.shape)) != 1 or v.shape[0] < 2:
             raise MeasureError("grid_values", f"shape {v.shape}: expected (n,) * d values, d >= 2, "
                                "n >= 2")
-        if not np.all(np.isfinite(v)):
-            raise MeasureError("grid_values", "contains NaN or infinite values; replace them")
-        if np.any(v < 0):
-            raise MeasureError("grid_values", f"negative density values (min {v.min():.3g}); a "
-                               "density must be >= 0: clip the data at 0")
-        mean = v.mean()
-        if not mean > 0:
-            raise MeasureError("grid_values", "total mass is 0; the density cannot be normalised")
-        v = v / mean
-        v.flags.writeable = False
-        object.__setattr__(self, "grid_values", v)
+        object.__setattr__(self, "grid_values", normalised_grid_values(v))
 
     @property
     def dim(self):
@@ -146,3 +126,22 @@ class GridDensityND(SeriesDensityND):
 
     def regularity(self):
         return None
+
+
+def normalised_grid_values(values: np.ndarray) -> np.ndarray:
+    """Grid values (any shape, already checked) divided by their mean, read-only.
+
+    Raises :class:`MeasureError` (key ``"grid_values"``) if a value is not finite or negative, or
+    if the mean is not positive.
+    """
+    if not np.all(np.isfinite(values)):
+        raise MeasureError("grid_values", "contains NaN or infinite values; replace them")
+    if np.any(values < 0):
+        raise MeasureError("grid_values", f"negative density values (min {values.min():.3g}); a "
+                           "density must be >= 0: clip the data at 0")
+    mean = values.mean()
+    if not mean > 0:
+        raise MeasureError("grid_values", "total mass is 0; the density cannot be normalised")
+    out = values / mean
+    out.flags.writeable = False
+    return out

@@ -18,7 +18,9 @@ from kmdflow.domains.torus import TWO_PI, wrap
 from kmdflow.measures.base import (
     Density,
     MeasureError,
+    MixtureMembers,
     check_modes,
+    mixture_weights,
     next_pow2,
     require_finite,
 )
@@ -127,7 +129,7 @@ class Indicator(Density):
 
 
 @dataclass(frozen=True)
-class Mixture(Density):
+class Mixture(MixtureMembers, Density):
     r"""A convex combination :math:`\rho = \sum_i w_i \rho_i` of densities.
 
     Parameters
@@ -149,18 +151,12 @@ class Mixture(Density):
     components: tuple
 
     def __post_init__(self):
-        w = np.asarray(self.weights, dtype=float).reshape(-1)
-        comps = tuple(self.components)
-        if w.size == 0 or w.size != len(comps):
-            raise MeasureError("components", f"{w.size} weights for {len(comps)} components; give "
-                               "at least one component, each with a weight")
-        if not np.all(np.isfinite(w)) or np.any(w <= 0):
-            raise MeasureError("components", f"weights {w.tolist()} must be positive and finite")
+        weights, comps = mixture_weights(self.weights, self.components)
         for i, comp in enumerate(comps):
             if not isinstance(comp, Density):
                 raise MeasureError(f"components[{i}]", f"{type(comp).__name__} is not a density; "
                                    "mixtures take non-atomic kinds only")
-        object.__setattr__(self, "weights", tuple(float(x) for x in w / w.sum()))
+        object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "components", comps)
 
     def _sum(self, method, *args):
@@ -188,10 +184,6 @@ class Mixture(Density):
         return f, v
 
     @property
-    def bandwidth(self):
-        return max(c.bandwidth for c in self.components)
-
-    @property
     def breakpoints(self):
         parts = [c.breakpoints for c in self.components]
         return np.unique(np.concatenate(parts)) if parts else np.empty(0)
@@ -199,16 +191,6 @@ class Mixture(Density):
     @cached_property
     def _extrema(self):
         return piecewise_extrema(self)
-
-    def min_value(self):
-        return self._extrema[0]
-
-    def max_value(self):
-        return self._extrema[1]
-
-    def regularity(self):
-        values = [c.regularity() for c in self.components]
-        return None if any(v is None for v in values) else min(values)
 
 
 

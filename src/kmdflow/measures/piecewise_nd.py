@@ -13,7 +13,12 @@ import numpy as np
 from scipy.optimize import minimize
 
 from kmdflow.domains.torus import TWO_PI, from_fourier_nd, grid_nd, wavevectors, wrap
-from kmdflow.measures.base import MeasureError, require_finite
+from kmdflow.measures.base import (
+    MeasureError,
+    MixtureMembers,
+    mixture_weights,
+    require_finite,
+)
 from kmdflow.measures.base_nd import (
     DensityND,
     axis_vector,
@@ -136,7 +141,7 @@ class Box(DensityND):
 
 
 @dataclass(frozen=True)
-class MixtureND(DensityND):
+class MixtureND(MixtureMembers, DensityND):
     r"""A convex combination :math:`\rho = \sum_i w_i \rho_i` of densities on :math:`T^d`.
 
     Parameters
@@ -159,13 +164,7 @@ class MixtureND(DensityND):
     components: tuple
 
     def __post_init__(self):
-        w = np.asarray(self.weights, dtype=float).reshape(-1)
-        comps = tuple(self.components)
-        if w.size == 0 or w.size != len(comps):
-            raise MeasureError("components", f"{w.size} weights for {len(comps)} components; give "
-                               "at least one component, each with a weight")
-        if not np.all(np.isfinite(w)) or np.any(w <= 0):
-            raise MeasureError("components", f"weights {w.tolist()} must be positive and finite")
+        weights, comps = mixture_weights(self.weights, self.components)
         for i, comp in enumerate(comps):
             if not isinstance(comp, DensityND):
                 raise MeasureError(f"components[{i}]", f"{type(comp).__name__} is not a density on "
@@ -173,7 +172,7 @@ class MixtureND(DensityND):
             if comp.dim != comps[0].dim:
                 raise MeasureError(f"components[{i}]", f"has d = {comp.dim} but components[0] has "
                                    f"d = {comps[0].dim}; use one dimension")
-        object.__setattr__(self, "weights", tuple(float(x) for x in w / w.sum()))
+        object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "components", comps)
 
     @property
@@ -183,10 +182,6 @@ class MixtureND(DensityND):
     @property
     def n_uniforms(self):
         return self.dim + 1
-
-    @property
-    def bandwidth(self):
-        return max(c.bandwidth for c in self.components)
 
     def fourier_nd(self, n):
         return sum(w * c.fourier_nd(n) for w, c in zip(self.weights, self.components))
@@ -207,16 +202,6 @@ class MixtureND(DensityND):
     @cached_property
     def _extrema(self):
         return sampled_extrema(self)
-
-    def min_value(self):
-        return self._extrema[0]
-
-    def max_value(self):
-        return self._extrema[1]
-
-    def regularity(self):
-        values = [c.regularity() for c in self.components]
-        return None if any(v is None for v in values) else min(values)
 
 
 def sampled_extrema(density: DensityND, n_candidates: int = 8) -> tuple[float, float]:
