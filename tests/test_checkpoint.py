@@ -32,6 +32,12 @@ def start(config: str, out, *extra) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def run_cli(config: str, out, *extra) -> subprocess.CompletedProcess:
+    """``kmdflow run CONFIG --out OUT [extra]`` to the end, in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "kmdflow", "run", config, "--out", str(out), *extra],
+                          capture_output=True, text=True)
+
+
 def wait_for_saves(out, proc, saves: int, timeout: float = 120.0) -> None:
     """Wait until the run's checkpoint holds ``saves`` saved times."""
     deadline = time.monotonic() + timeout
@@ -49,8 +55,7 @@ def wait_for_saves(out, proc, saves: int, timeout: float = 120.0) -> None:
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     config = write(tmp_path)
-    reference = subprocess.run([sys.executable, "-m", "kmdflow", "run", config, "--out",
-                                str(tmp_path / "ref"), "--quiet"], capture_output=True, text=True)
+    reference = run_cli(config, tmp_path / "ref", "--quiet")
     assert reference.returncode == 0, reference.stderr
     out = tmp_path / "killed"
     proc = start(config, out)
@@ -58,8 +63,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "result.nc").exists()  # it never finished
-    resumed = subprocess.run([sys.executable, "-m", "kmdflow", "run", config, "--out", str(out), "--resume",
-                              "--quiet"], capture_output=True, text=True)
+    resumed = run_cli(config, out, "--resume", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert not (out / "checkpoint.npz").exists()
     with xr.open_dataset(tmp_path / "ref" / "result.nc", engine="h5netcdf") as a, \
@@ -87,8 +91,7 @@ def test_sigterm_saves_and_exits_130_then_resume_completes(tmp_path):
         assert 5 <= ds.sizes["time"] < 61
         assert np.all(np.diff(ds["energy"].values) < 0)
         assert ds["snapshot_time"].values[-1] == ds["time"].values[-1]
-    resumed = subprocess.run([sys.executable, "-m", "kmdflow", "run", config, "--out", str(out), "--resume",
-                              "--quiet"], capture_output=True, text=True)
+    resumed = run_cli(config, out, "--resume", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     with xr.open_dataset(out / "result.nc", engine="h5netcdf") as ds:
         assert ds.sizes["time"] == 61 and ds.attrs["status"] == "completed"
@@ -103,8 +106,7 @@ def test_resume_refuses_a_different_config(tmp_path):
     proc.wait()
     other = tmp_path / "other.toml"
     other.write_text(load_config({**CONFIG, "energy": {"s": 3.0}}).to_toml())
-    result = subprocess.run([sys.executable, "-m", "kmdflow", "run", str(other), "--out", str(out), "--resume"],
-                            capture_output=True, text=True)
+    result = run_cli(str(other), out, "--resume")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "different config" in result.stderr
     assert os.path.exists(out / "checkpoint.npz")
