@@ -226,10 +226,36 @@ def test_pde_dissipation_and_extrema_against_grid_formulas():
     rho_fine = 1.0 + 0.4 * np.cos(x) * (1.0 + 0.5 * np.sin(y)) + 0.2 * np.sin(2 * x + y)
     assert diag["dissipation"] == pytest.approx(np.mean(rho_fine * (gx**2 + gy**2)), rel=1e-11)
     assert diag["mass"] == pytest.approx(1.0, abs=1e-14)
-    # extrema are those of the padded-grid values (documented), hence within the fine grid's range
-    assert diag["min_density"] == pytest.approx(rho_fine[::4, ::4].min(), abs=1e-13)
-    assert diag["max_density"] == pytest.approx(rho_fine[::4, ::4].max(), abs=1e-13)
-    assert rho_fine.min() <= diag["min_density"] < rho_fine.min() + 0.04
+    # extrema are those of the trigonometric polynomial: a local optimiser on the closed form,
+    # started from the fine grid's best point, is the reference
+    from scipy.optimize import minimize
+
+    def closed(p, sign):
+        return sign * (1.0 + 0.4 * np.cos(p[0]) * (1.0 + 0.5 * np.sin(p[1])) + 0.2 * np.sin(2 * p[0] + p[1]))
+
+    for key, sign, pick in (("min_density", 1.0, np.argmin), ("max_density", -1.0, np.argmax)):
+        i, j = np.unravel_index(pick(rho_fine), rho_fine.shape)
+        best = minimize(closed, [x[i, j], y[i, j]], args=(sign,), method="BFGS", options={"gtol": 1e-12})
+        assert diag[key] == pytest.approx(sign * best.fun, abs=1e-12)
+    assert diag["min_density"] <= rho_fine.min() + 1e-13 and diag["max_density"] >= rho_fine.max() - 1e-13
+
+
+@pytest.mark.parametrize("dim, n", [(2, 16), (3, 8)])
+@pytest.mark.parametrize("amplitude", [0.7, -0.35])
+def test_pde_extrema_are_those_of_the_polynomial(dim, n, amplitude):
+    # rho = 1 + a prod_i cos(k_i (x_i - c_i)), k = (1, 2[, 1]), shifts off every grid: min 1 - |a|,
+    # max 1 + |a| exactly, attained between the padded grid's points
+    shifts = [0.3123, 1.1071, 2.0123][:dim]
+    waves = [1, 2, 1][:dim]
+    coords = torus.grid_nd(n, dim)
+    rho = 1.0 + amplitude * np.prod([np.cos(k * (xi - c)) for k, xi, c in zip(waves, coords, shifts)], axis=0)
+    flow = SpectralFlowND(2.0, layout_of(rho), None, n, dim)
+    diag = flow.diagnostics(flow.initial_state())
+    assert diag["min_density"] == pytest.approx(1.0 - abs(amplitude), abs=1e-13)
+    assert diag["max_density"] == pytest.approx(1.0 + abs(amplitude), abs=1e-13)
+    # the padded grid alone misses them
+    grid = torus.from_fourier_nd(flow.density_hat(flow.initial_state()), flow.n_pad)
+    assert grid.min() > 1.0 - abs(amplitude) + 1e-6
 
 
 def test_pde_rejects_bad_input():

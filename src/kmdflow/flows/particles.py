@@ -21,6 +21,7 @@ import numpy as np
 from kmdflow.domains import torus
 from kmdflow.summation import choose_summation, pair_force
 from kmdflow.summation.energy import atomic_energy
+from kmdflow.summation.nufft import nufft_energy
 
 
 class TargetSeries:
@@ -35,6 +36,11 @@ class TargetSeries:
         ``|k lambda(k) nu_hat(k)|`` falls below ``tol`` times its largest value.
     tol : float
         Relative accuracy of the target force and potential.
+
+    Attributes
+    ----------
+    target_hat : (n_keep,) complex
+        The kept coefficients ``nu_hat(0 .. n_keep - 1)`` (the fast particle energy uses them).
     """
 
     def __init__(self, multiplier, target_hat: np.ndarray, tol: float):
@@ -44,6 +50,7 @@ class TargetSeries:
         keep = np.nonzero(size > tol * max(size.max(), 1e-300))[0]
         n_keep = int(keep[-1]) + 1 if keep.size else 1
         self.potential_hat = potential[:n_keep]
+        self.target_hat = np.asarray(target_hat[:n_keep], dtype=complex)
         lam = np.asarray(multiplier(k[:n_keep]), dtype=float)
         # 1/2 ||nu - 1||^2 = sum_{k >= 1} lambda |nu_hat|^2 (one-sided)
         self.self_energy = float(np.sum(lam[1:] * np.abs(target_hat[1:n_keep]) ** 2))
@@ -119,8 +126,18 @@ class ParticleFlow1D:
         return v
 
     def energy(self, y: np.ndarray) -> float:
-        r"""``E = 1/2 ||mu_N - nu||^2``; for a density target
-        ``E = E(mu_N, 1) - <mu_N - 1, nu - 1> + E(nu, 1)`` with the middle term ``sum_j w_j psi_nu(X_j)``."""
+        r"""``E = 1/2 ||mu_N - nu||^2``.
+
+        With ``summation = "nufft"`` and non-integer ``s``: :func:`~kmdflow.summation.nufft.nufft_energy` to ``tol``
+        relative to ``E`` (atoms and atom target in one Ewald sum; a density target through its
+        kept coefficients), ``O(N log N)``. Otherwise exact: :func:`atomic_energy` (sorted for
+        integer ``s``, the ``O(N^2)`` pair sum for other ``s``); for a density target
+        ``E = E(mu_N, 1) - <mu_N - 1, nu - 1> + E(nu, 1)`` with the middle term
+        ``sum_j w_j psi_nu(X_j)``."""
+        if self.summation == "nufft" and not self.kernel.is_integer:
+            sources, charges = self._sources(y)
+            target_hat = self.target.target_hat if isinstance(self.target, TargetSeries) else None
+            return nufft_energy(self.kernel, sources, charges, target_hat=target_hat, tol=self.tol)
         if isinstance(self.target, tuple):
             sources, charges = self._sources(y)
             return atomic_energy(self.kernel, sources, charges, background=0.0)

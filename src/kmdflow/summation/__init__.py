@@ -15,6 +15,10 @@ direct    ``O(N M)`` sum of the exact kernel, blocked       any ``s``
 
 ``"auto"`` picks ``sorted`` for integer ``s`` (exact), ``nufft`` for other ``s`` once
 ``N * M > AUTO_NUFFT_PAIRS``, and ``direct`` below that.
+
+Energies: :func:`atomic_energy` is exact (sorted recursion for integer ``s``, ``O(N^2)`` pair sum
+otherwise); :func:`nufft_energy` is the ``O(N log N)`` Ewald sum to a relative tolerance, used by
+the particle flows whenever forces use ``nufft``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 
 from kmdflow.summation.direct import direct_force, direct_potential
 from kmdflow.summation.energy import atomic_energy
-from kmdflow.summation.nufft import nufft_force
+from kmdflow.summation.nufft import nufft_energy, nufft_force
 from kmdflow.summation.sorted import sorted_force
 
 __all__ = [
@@ -37,6 +41,7 @@ __all__ = [
     "choose_summation",
     "direct_force",
     "direct_potential",
+    "nufft_energy",
     "nufft_force",
     "pair_force",
     "sorted_force",

@@ -64,9 +64,22 @@ MAX_AUTO_MODES = 2**22
 EPS_FLOOR = 1e-14
 #: finufft tolerance as a fraction of the requested ``tol`` (type-1 and type-2 errors add up).
 EPS_SHARE = 0.1
-#: Below this many points (and modes) finufft runs on one thread: its threading costs more than it
-#: saves there (measured: N = 4096, K = 15 in 2-D, 0.8 ms on one thread vs 4.4 ms on two).
-SINGLE_THREAD_BELOW = 100_000
+#: Below this many points finufft runs on one thread: on two shared cores its threads cost more
+#: than they save there (measured: N = 4096, K = 15 in 2-D, 0.8 ms on one thread vs 4.4 ms on two;
+#: N = 2e4, K = 256: 14-17 ms vs 17-25 ms; at N = 1e6 two threads win, 0.19 s vs 0.34 s).
+SINGLE_THREAD_BELOW = 200_000
+#: finufft's upsampling factor: 1.25 halves the fine grid of 2.0 per axis, and the FFT dominates
+#: for the grids used here (measured at K = 256, N = 2e4, eps = 1e-7: 24 ms vs 70 ms for a
+#: type-1 + type-2 pair); finufft widens its spreading kernel to keep ``eps``. Below ``1e-9``
+#: finufft's own default (2.0) is kept.
+UPSAMPLING = 1.25
+#: A kernel's FFTW plans are re-made with FFTW_MEASURE after this many evaluations, when the fine
+#: grid has at least :data:`MEASURE_GRID` points: measuring costs 0.2-3 s once per grid size and
+#: process (FFTW keeps the wisdom) and then saves about 40% of each transform (K = 256: 14 ms vs
+#: 24 ms per type-1 + type-2 pair), so only a kernel serving a long run pays for it.
+MEASURE_AFTER = 20
+MEASURE_GRID = 2**16
+_FFTW_ESTIMATE, _FFTW_MEASURE = 64, 0
 #: Box ``|k|_inf <= TAIL_BOX`` summed exactly for ``T(0)``; the rest is bounded by an integral.
 TAIL_BOX = 24
 
@@ -262,13 +275,6 @@ def _bisect(ok: Callable[[int], bool], lo: int, hi: int) -> int:
 # The truncated kernel with its target, ready to evaluate
 # ---------------------------------------------------------------------------------------------
 
-def _finufft(dim: int):
-    import finufft
-
-    return {1: (finufft.nufft1d1, finufft.nufft1d2), 2: (finufft.nufft2d1, finufft.nufft2d2),
-            3: (finufft.nufft3d1, finufft.nufft3d2)}[dim]
-
-
 def centred_target(target_hat: np.ndarray | None, n_modes: int, dim: int) -> np.ndarray:
     r"""Target coefficients ``nu_hat(k)`` on the centred box ``k_i = -K .. K``, ``(2K + 1,) * d``.
 
@@ -337,6 +343,9 @@ class TruncatedKernel:
     waves: tuple = field(init=False, repr=False)
     nu_hat: np.ndarray = field(init=False, repr=False)
     eps: float = field(init=False)
+    _packed: tuple = field(init=False, repr=False)
+    _plans: dict = field(init=False, repr=False, default_factory=dict)
+    _calls: list = field(init=False, repr=False, default_factory=lambda: [0])
 
     def __post_init__(self) -> None:
         if self.dim not in (1, 2, 3):
@@ -355,6 +364,11 @@ class TruncatedKernel:
         object.__setattr__(self, "waves", waves)
         object.__setattr__(self, "nu_hat", centred_target(self.target_hat, k_cut, self.dim))
         object.__setattr__(self, "eps", max(EPS_FLOOR, EPS_SHARE * self.tol))
+        # -grad as packed complex multipliers: (-i k_1 + k_2) lambda, (-i k_3 + 0) lambda
+        grads = [-1j * kw * lam for kw in waves]
+        packed = tuple(grads[i] + (1j * grads[i + 1] if i + 1 < self.dim else 0.0)
+                       for i in range(0, self.dim, 2))
+        object.__setattr__(self, "_packed", tuple(np.broadcast_to(p, lam.shape).astype(complex) for p in packed))
 
     @property
     def length_scale(self) -> float:
@@ -364,9 +378,36 @@ class TruncatedKernel:
     def shape(self) -> tuple[int, ...]:
         return (2 * self.n_modes + 1,) * self.dim
 
-    def _threads(self, n_points: int) -> dict:
-        small = max(n_points, int(np.prod(self.shape))) < SINGLE_THREAD_BELOW
-        return {"nthreads": 1} if small else {}
+    # -- finufft plans, kept for the kernel's life ------------------------------------------------
+    def _plan(self, kind: int, n_points: int):
+        """A finufft plan of type ``kind`` (1: spread, 2: interpolate the packed gradient), reused."""
+        import finufft
+
+        threads = 1 if n_points < SINGLE_THREAD_BELOW else 0
+        self._calls[0] += 1
+        upsampling = UPSAMPLING if self.eps >= 1e-9 else 2.0
+        fine_points = np.prod([math.ceil(upsampling * m) for m in self.shape])
+        measure = self._calls[0] > MEASURE_AFTER and fine_points >= MEASURE_GRID
+        key = (kind, threads)
+        cached = self._plans.get(key)
+        if cached is not None and (cached[1] or not measure):
+            return cached[0]
+        options = {"eps": self.eps, "nthreads": threads, "upsampfac": upsampling,
+                   "fftw": _FFTW_MEASURE if measure else _FFTW_ESTIMATE}
+        if kind == 1:
+            plan = finufft.Plan(1, self.shape, isign=-1, **options)
+        else:
+            plan = finufft.Plan(2, self.shape, n_trans=len(self._packed), isign=1, **options)
+        self._plans[key] = (plan, measure)
+        return plan
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_plans"], state["_calls"] = {}, [0]      # finufft plans do not pickle
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
     # -- the sums --------------------------------------------------------------------------------
     def _coordinates(self, positions: np.ndarray) -> list[np.ndarray]:
@@ -384,24 +425,38 @@ class TruncatedKernel:
         if w.shape != coords[0].shape:
             raise ValueError(f"weights must have shape ({coords[0].size},) like positions' rows, "
                              f"got {w.shape}; pass one weight per particle")
-        type1, _ = _finufft(self.dim)
-        mu = type1(*coords, w.astype(complex), self.shape, eps=self.eps, isign=-1,
-                   **self._threads(w.size))
-        return mu - self.nu_hat
+        plan = self._plan(1, w.size)
+        plan.setpts(*coords)
+        mu = plan.execute(w.astype(complex))
+        if self.target_hat is None:                # uniform: only the mass mode, where lambda = 0
+            mu[(self.n_modes,) * self.dim] -= 1.0
+            return mu
+        mu -= self.nu_hat
+        return mu
 
     def energy_from(self, deviation: np.ndarray) -> float:
         r"""``E_K = 1/2 sum_{k in B_K} lambda |deviation(k)|^2`` (the box holds ``k`` and ``-k``)."""
         return 0.5 * float(np.sum(self.lam * (deviation.real**2 + deviation.imag**2)))
 
     def velocity_from(self, deviation: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        r"""``-grad psi_K`` at ``positions`` from the deviation's coefficients: ``(N, d)`` float."""
+        r"""``-grad psi_K`` at ``positions`` from the deviation's coefficients: ``(N, d)`` float.
+
+        Notes
+        -----
+        ``-d_i psi = sum_k (-i k_i) lambda (mu_hat - nu_hat) e^{ik.x}`` is real, so two components
+        share one complex series: ``-d_1 psi - i d_2 psi`` has coefficients
+        ``(-i k_1 + k_2) lambda (mu_hat - nu_hat)`` (:attr:`_packed`, precomputed). ``d = 2`` needs
+        one type-2 transform, ``d = 3`` two (one vectorised call).
+        """
         coords = self._coordinates(positions)
-        psi = self.lam * deviation
-        # -d/dx_i psi = sum_k (-i k_i) psi_hat e^{ikx}; all d components in one type-2 call
-        coeffs = np.stack([-1j * kw * psi for kw in self.waves])
-        _, type2 = _finufft(self.dim)
-        v = type2(*coords, coeffs, eps=self.eps, isign=1, **self._threads(coords[0].size))
-        return np.ascontiguousarray(np.reshape(v, (self.dim, -1)).real.T)
+        coeffs = np.stack([m * deviation for m in self._packed])
+        plan = self._plan(2, coords[0].size)
+        plan.setpts(*coords)
+        packed = np.reshape(plan.execute(coeffs), (len(self._packed), -1))
+        v = np.empty((coords[0].size, self.dim))
+        for i in range(self.dim):
+            v[:, i] = packed[i // 2].imag if i % 2 else packed[i // 2].real
+        return v
 
     def velocity(self, positions: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Velocities ``-grad psi_K(X_i)``, ``(N, d)``."""
