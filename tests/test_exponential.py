@@ -8,6 +8,9 @@
 - Exactness of the linear part against ``mpmath.exp``.
 - Adaptive runs to ``t = 1e6`` against Bernoulli closed forms, and against a fine-step reference
   (a geometric grid, halved, with Richardson extrapolation) for a mode-coupling nonlinearity.
+- The two error estimates: step doubling and the embedded FSAL solution of ``etdrk43`` (rebuilt
+  here from ``phi`` and the published ETDRK4 formula), their orders and rhs counts; the step
+  ladder; the ETDRK4 step coefficients against mpmath.
 """
 
 from __future__ import annotations
@@ -18,19 +21,24 @@ import numpy as np
 import pytest
 
 from kmdflow.integrators import SCHEMES, OdeProblem, advance, get_scheme, make_stepper
-from kmdflow.integrators.adaptive import rms_norm
+from kmdflow.integrators.adaptive import ladder_step, rms_norm
 from kmdflow.integrators.exponential import (
     CACHE_SIZE,
     ETDRK4,
+    ETDRK43,
+    FSAL_DECAY_LIMIT,
+    STEPS_PER_OCTAVE,
     ExponentialScheme,
     PhiCombination,
+    _coefficients,
     etd_step,
     phi,
 )
 
 import mpmath as mp  # noqa: E402  (a test dependency)
 
-ETD_NAMES = ["etd1", "etdrk2", "etdrk4"]
+ETD_NAMES = ["etd1", "etdrk2", "etdrk4", "etdrk43"]
+DOUBLING_NAMES = ["etd1", "etdrk2", "etdrk4"]
 
 
 def fitted_slope(x, y):
@@ -140,10 +148,24 @@ def test_registry_holds_the_etd_schemes():
         assert scheme.order == order and scheme.error_order == order
         assert scheme.needs_linear and scheme.embedded and not scheme.fsal
         assert scheme.error_estimate_order == order + 1
+        assert scheme.estimate == "doubling" and scheme.formula == name
+        assert scheme.evaluations_per_trial == 3 * scheme.stages - 2
+        assert scheme.steps_per_octave == 0  # doubling needs two sizes per step: no ladder
+    # ETDRK4 with the embedded order-3 solution: an estimate of power 4, four evaluations per step
+    assert get_scheme("etdrk43") is ETDRK43 and ETDRK43.formula == "etdrk4"
+    assert ETDRK43.order == 4 and ETDRK43.error_order == 3 and ETDRK43.error_estimate_order == 4
+    assert ETDRK43.fsal and ETDRK43.embedded and ETDRK43.needs_linear
+    assert ETDRK43.evaluations_per_trial == 4 and ETDRK43.steps_per_octave == STEPS_PER_OCTAVE
     with pytest.raises(AttributeError):
         ETDRK4.order = 5
     with pytest.raises(ValueError, match="name must be one of etd1, etdrk2, etdrk4, got 'etd9'"):
         ExponentialScheme("etd9", order=9, stages=9)
+    with pytest.raises(ValueError, match="formula must be one of etd1, etdrk2, etdrk4, got 'rk9'"):
+        ExponentialScheme("x", order=4, stages=4, formula="rk9")
+    with pytest.raises(ValueError, match="estimate must be one of doubling, fsal, got 'guess'"):
+        ExponentialScheme("x", order=4, stages=4, formula="etdrk4", estimate="guess")
+    with pytest.raises(ValueError, match="estimate 'fsal' is defined for the etdrk4 formula only"):
+        ExponentialScheme("x", order=2, stages=2, formula="etdrk2", estimate="fsal")
 
 
 def test_the_linear_part_is_required():
@@ -183,11 +205,12 @@ def test_one_step_with_zero_rhs_is_exp_lt(name, h):
     np.testing.assert_allclose(doubled, exact, rtol=1e-14, atol=0.0)
 
 
-def test_with_zero_rhs_the_step_grows_geometrically():
+@pytest.mark.parametrize("name", ["etdrk4", "etdrk43"])
+def test_with_zero_rhs_the_step_grows_geometrically(name):
     # the full and half steps agree to round-off, so the scaled error is <= 1e-6 at rtol = 1e-8;
     # the PI controller then grows the step by at least
     # safety * (1e-6)^(-alpha/k) * (1e-4)^(beta/k) = 0.9 * 10^(6 * 0.14) * 10^(-4 * 0.08) = 2.98
-    stepper = make_stepper("etdrk4", _zero, linear=L_EXACT[:-1], rtol=1e-8, dt_initial=1e-3)
+    stepper = make_stepper(name, _zero, linear=L_EXACT[:-1], rtol=1e-8, dt_initial=1e-3)
     t, y0 = 0.0, np.ones(L_EXACT.size - 1, complex)
     y, dts, exact = y0, [], y0
     for _ in range(12):
@@ -270,7 +293,7 @@ def test_fixed_step_order_with_stiff_and_mild_rates(name):
     # error carries a factor 1/|h L| and stays below that of the mild modes at every step size.
     stiff, mild = errors[:, STIFF].max(axis=1), errors[:, MILD].max(axis=1)
     assert np.all(stiff < mild)
-    if name == "etdrk4":
+    if SCHEMES[name].formula == "etdrk4":
         assert fitted_slope(1.0 / counts, stiff) > 2.0  # stiff order 2 for Cox--Matthews
 
 
@@ -294,7 +317,7 @@ def test_plain_step_keeps_shape_and_dtype(name):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ETD_NAMES)
+@pytest.mark.parametrize("name", DOUBLING_NAMES)
 def test_doubling_estimate_has_its_order_and_matches_the_true_error(name):
     scheme = SCHEMES[name]
     problem = OdeProblem(rhs=nonlinear_order, linear=L_ORDER)
@@ -314,7 +337,7 @@ def test_doubling_estimate_has_its_order_and_matches_the_true_error(name):
     assert mismatch[-1] < 0.1 and mismatch[-1] < mismatch[0]
 
 
-@pytest.mark.parametrize("name", ETD_NAMES)
+@pytest.mark.parametrize("name", DOUBLING_NAMES)
 def test_rhs_count_and_first_stage_reuse(name):
     scheme = SCHEMES[name]
     stepper = make_stepper(name, nonlinear_order, linear=L_ORDER, rtol=1e-6)
@@ -331,6 +354,178 @@ def test_rhs_count_and_first_stage_reuse(name):
     # local control of an order-(p + 1) estimate: global error ~ rtol^(p / (p + 1))
     p = scheme.order
     assert rms_norm(y - exact) / rms_norm(exact) < 10 * 1e-6 ** (p / (p + 1))
+
+
+def _etdrk4_by_hand(t, y, h):
+    """Cox--Matthews ETDRK4 for the order-test system, written from the published formula with
+    ``phi``; returns the new state and the embedded solution that replaces ``N_c`` by
+    ``N(t + h, u_new)``."""
+    z = L_ORDER * h
+    e, e2, q = phi(0, z), phi(0, z / 2), h / 2 * phi(1, z / 2)
+    p1, p2, p3 = phi(1, z), phi(2, z), phi(3, z)
+    n = nonlinear_order
+    nu = n(t, y)
+    a = e2 * y + q * nu
+    na = n(t + h / 2, a)
+    b = e2 * y + q * na
+    nb = n(t + h / 2, b)
+    c = e2 * a + q * (2 * nb - nu)
+    nc = n(t + h, c)
+    common = e * y + h * ((p1 - 3 * p2 + 4 * p3) * nu + (2 * p2 - 4 * p3) * (na + nb))
+    u_new = common + h * (4 * p3 - p2) * nc
+    u_hat = common + h * (4 * p3 - p2) * n(t + h, u_new)
+    return u_new, u_hat
+
+
+def test_embedded_estimate_is_etdrk4_with_its_last_stage_at_the_new_state():
+    problem = OdeProblem(rhs=nonlinear_order, linear=L_ORDER)
+    t0, h = 0.3, 0.05
+    y0 = exact_order(t0)
+    res = advance(ETDRK43, problem, t0, y0, h)
+    u_new, u_hat = _etdrk4_by_hand(t0, y0, h)
+    np.testing.assert_allclose(res.y, u_new, rtol=1e-13, atol=0.0)
+    # the estimate is u_new - u_hat, scaled by ||y|| / ||y_new|| when the state shrank
+    before, after = rms_norm(y0), rms_norm(u_new)
+    factor = before / after if after < before else 1.0
+    np.testing.assert_allclose(res.error, (u_new - u_hat) * factor, rtol=1e-6, atol=1e-15)
+    assert rms_norm(res.error) > 1e-9  # not trivially zero
+    # first same as last: the next step's first stage, exactly
+    np.testing.assert_array_equal(res.k_last, nonlinear_order(t0 + h, res.y))
+    np.testing.assert_array_equal(res.k_first, nonlinear_order(t0, y0))
+    # the same trial from a supplied first stage evaluates N three times and once at the end
+    calls = []
+    counted = OdeProblem(rhs=lambda t, y: calls.append(t) or nonlinear_order(t, y), linear=L_ORDER)
+    again = advance(ETDRK43, counted, t0, y0, h, k_first=res.k_first)
+    assert calls == [t0 + h / 2, t0 + h / 2, t0 + h, t0 + h]
+    np.testing.assert_array_equal(again.y, res.y)
+
+
+def test_a_step_that_shrinks_the_state_falls_back_to_simpson_checked_half_steps():
+    # one decoupled mode, y' = -y + 0.5 y^2, over h = 3: the state shrinks by about e^3 > 2
+    linear, h, t0 = np.array([-1.0]), 3.0, 0.2
+    y0 = np.array([0.4 + 0.1j])
+
+    def n(t, y):
+        return 0.5 * y * y
+
+    res = advance(ETDRK43, OdeProblem(rhs=n, linear=linear), t0, y0, h)
+    assert FSAL_DECAY_LIMIT < rms_norm(y0) / rms_norm(etd_step(ETDRK4, linear, n, t0, y0, h))
+    y_mid = etd_step(ETDRK4, linear, n, t0, y0, h / 2)
+    y_half = etd_step(ETDRK4, linear, n, t0 + h / 2, y_mid, h / 2)
+    np.testing.assert_allclose(res.y, y_half, rtol=1e-14)
+    z = linear * h
+    p1, p2, p3 = phi(1, z), phi(2, z), phi(3, z)
+    simpson = phi(0, z) * y0 + h * ((p1 - 3 * p2 + 4 * p3) * n(t0, y0)
+                                    + (4 * p2 - 8 * p3) * n(t0 + h / 2, y_mid)
+                                    + (4 * p3 - p2) * n(t0 + h, y_half))
+    expected = (y_half - simpson) * rms_norm(y0) / rms_norm(y_half)
+    np.testing.assert_allclose(res.error, expected, rtol=1e-9)
+    np.testing.assert_array_equal(res.k_last, n(t0 + h, res.y))
+    exact = _bernoulli(linear, 0.5, y0, h)
+    # the half steps are accurate, and the estimate is not blind to their error
+    assert abs(res.y - exact)[0] < abs(res.error)[0] * rms_norm(res.y) / rms_norm(y0)
+
+
+def test_embedded_estimate_has_its_order_and_is_conservative():
+    problem = OdeProblem(rhs=nonlinear_order, linear=L_ORDER)
+    t0 = 0.3
+    y0 = exact_order(t0)
+    steps = 0.1 * 2.0 ** (-np.arange(5) / 2)
+    estimates, embedded_errors, accepted_errors = [], [], []
+    for h in steps:
+        res = advance(ETDRK43, problem, t0, y0, h)
+        exact = exact_order(t0 + h)
+        estimates.append(rms_norm(res.error[NONSTIFF]))
+        embedded_errors.append(rms_norm((exact - (res.y - res.error))[NONSTIFF]))
+        accepted_errors.append(rms_norm((exact - res.y)[NONSTIFF]))
+    # estimate and embedded (order 3) error both ~ h^4; the propagated (order 4) error ~ h^5
+    assert abs(fitted_slope(steps, estimates) - ETDRK43.error_estimate_order) < 0.2
+    assert abs(fitted_slope(steps, embedded_errors) - 4) < 0.2
+    assert abs(fitted_slope(steps, accepted_errors) - 5) < 0.3
+    # the estimate tracks the embedded error and overstates the propagated one (local extrapolation)
+    assert abs(estimates[-1] / embedded_errors[-1] - 1) < 0.1
+    assert np.all(np.array(estimates) > 5 * np.array(accepted_errors))
+
+
+def test_rhs_count_and_fsal_reuse_of_the_embedded_scheme():
+    stepper = make_stepper("etdrk43", nonlinear_order, linear=L_ORDER, rtol=1e-6)
+    t, y = 0.0, Y_ORDER.copy()
+    while t < 2.0:
+        t, y, _ = stepper.step(t, y, 2.0 - t)
+    trials = stepper.n_accepted + stepper.n_rejected
+    # 2 for the first-step heuristic, N(0, y0) once; every trial 3 stages + N(t + h, u_new), which
+    # the next step takes as its N(t, y)
+    assert stepper.n_rhs == 3 + ETDRK43.evaluations_per_trial * trials
+    exact = exact_order(2.0)
+    # local control of an order-4 estimate of the order-3 solution: global error <~ rtol
+    assert rms_norm(y - exact) / rms_norm(exact) < 10 * 1e-6
+    # a state that differs from the accepted one (same t) is re-evaluated, not served from cache
+    calls_before, rejected_before = stepper.n_rhs, stepper.n_rejected
+    stepper.step(t, y * (1 + 1e-12), np.inf)
+    trials_now = 1 + stepper.n_rejected - rejected_before
+    assert stepper.n_rhs - calls_before == 1 + ETDRK43.evaluations_per_trial * trials_now
+
+
+# ---------------------------------------------------------------------------------------------
+# Step ladder and coefficients
+# ---------------------------------------------------------------------------------------------
+
+
+def test_ladder_step_rounds_down_to_a_fixed_geometric_grid():
+    rng = np.random.default_rng(3)
+    for m in (1, 3, 16):
+        for dt in 10.0 ** rng.uniform(-12, 12, 400):
+            rung = ladder_step(dt, m)
+            j = m * math.log2(rung)
+            assert abs(j - round(j)) < 1e-9          # on the grid 2^(j/m)
+            assert rung <= dt < rung * 2.0 ** (1.0 / m) * (1 + 1e-15)
+            assert ladder_step(rung, m) == rung      # rungs map to themselves, bit for bit
+    assert ladder_step(1.0, 16) == 1.0 and ladder_step(0.5, 16) == 0.5
+
+
+def test_adaptive_etd_steps_lie_on_the_ladder_and_reuse_coefficients():
+    ETDRK43.cache.clear()
+    misses = ETDRK43.cache.misses
+    stepper = make_stepper("etdrk43", _convolution, linear=L_ADAPT, rtol=1e-8)
+    t, y, dts = 0.0, Y_ADAPT.copy(), []
+    while t < 10.0:
+        t, y, info = stepper.step(t, y, 10.0 - t)
+        if not info["clipped"]:
+            dts.append(info["dt"])
+    octaves = STEPS_PER_OCTAVE * np.log2(dts)
+    np.testing.assert_allclose(octaves, np.round(octaves), rtol=0, atol=1e-9)
+    # steps that repeat a rung reuse its coefficients: fewer coefficient sets than trials
+    distinct = len(set(dts)) + 1  # + the clipped last step
+    assert ETDRK43.cache.misses - misses <= distinct + stepper.n_rejected
+    assert distinct < 0.8 * stepper.n_accepted
+
+
+ETDRK4_COEFFICIENTS = {"Wu": (1, -3, 4), "Wab": (0, 2, -4), "Wc": (0, -1, 4)}
+
+
+@pytest.mark.parametrize("kind", [np.float64, np.complex128])
+def test_etdrk4_step_coefficients_match_mpmath(kind):
+    """E, E2, Q and the three weights at h = 1, real arguments (both signs) and left rays."""
+    points = _sample_points()
+    worst = {}
+    for z in points:
+        z = z[np.abs(z) < 700]
+        got = _coefficients("etdrk4", z, 1.0, kind)
+        assert all(v.dtype == np.result_type(z, kind) and v.shape == z.shape for v in got.values())
+        for i, zz in enumerate(z):
+            with mp.workdps(40):
+                zm = mp.mpc(complex(zz))
+                exact = {"E": mp.exp(zm), "E2": mp.exp(zm / 2), "Q": phi_reference(1, zm / 2) / 2}
+            for name, coefficients in ETDRK4_COEFFICIENTS.items():
+                value, scale = combination_reference(coefficients, zz)
+                exact[name] = value
+                if not (abs(zz) >= 10 and zz.real <= 0):  # near its zeros: against its terms
+                    exact[name] = (value, scale)
+            for name, ref in exact.items():
+                err = relative_error(got[name][i], *ref) if isinstance(ref, tuple) \
+                    else relative_error(got[name][i], ref)
+                worst[name] = max(worst.get(name, 0.0), err)
+    assert max(worst.values()) < 1e-14, worst
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,7 +582,8 @@ def _max_relative_error(states, references):
     return max(rms_norm(a - b) / rms_norm(b) for a, b in zip(states, references))
 
 
-def test_adaptive_steps_grow_geometrically_and_stay_accurate_bernoulli():
+@pytest.mark.parametrize("name", ["etdrk4", "etdrk43"])
+def test_adaptive_steps_grow_geometrically_and_stay_accurate_bernoulli(name):
     # decoupled y_k' = L_k y_k + eps y_k^2: closed form per mode. By t = 1e6 every mode has
     # decayed by at least e^-244, so late steps span many e-folds of the slowest mode; the error
     # is then measured against the new (smaller) state, see the module docstring.
@@ -397,7 +593,7 @@ def test_adaptive_steps_grow_geometrically_and_stay_accurate_bernoulli():
     exact = np.array([_bernoulli(L_ADAPT, EPS_ADAPT, Y_ADAPT, t) for t in SAVES])
     errors, steps = [], []
     for rtol in (1e-6, 1e-8):
-        stepper = make_stepper("etdrk4", rhs, linear=L_ADAPT, rtol=rtol, atol=0.0)
+        stepper = make_stepper(name, rhs, linear=L_ADAPT, rtol=rtol, atol=0.0)
         states = _run_to_saves(stepper, Y_ADAPT, SAVES)
         errors.append(_max_relative_error(states, exact))
         steps.append(stepper.n_accepted)
@@ -433,13 +629,22 @@ def _fine_reference(saves):
     return fine_states + (fine_states - coarse_states) / 15.0, coarse_states, fine_states
 
 
-def test_adaptive_accuracy_against_a_fine_step_reference_with_mode_coupling():
+@pytest.mark.parametrize("name", ["etdrk4", "etdrk43"])
+def test_adaptive_accuracy_against_a_fine_step_reference_with_mode_coupling(name):
+    """etdrk4 within 100 rtol. etdrk43 documents its blind spot (module docstring): modes driven
+    by products of modes decaying through many e-folds per step carry a quadrature error its
+    FSAL estimate does not see; it ends between 100 and 1000 rtol off here."""
     saves = np.logspace(-2, 6, 9)
     reference, coarse, fine = _fine_reference(saves)
     # the reference is converged far below the tolerance tested
     assert _max_relative_error(fine, reference) < 1e-8
     rtol = 1e-8
-    stepper = make_stepper("etdrk4", _convolution, linear=L_ADAPT, rtol=rtol, atol=0.0)
+    stepper = make_stepper(name, _convolution, linear=L_ADAPT, rtol=rtol, atol=0.0)
     states = _run_to_saves(stepper, Y_ADAPT, saves)
-    assert stepper.n_accepted < 300
-    assert _max_relative_error(states, reference) < 100 * rtol
+    error = _max_relative_error(states, reference)
+    if name == "etdrk4":
+        assert stepper.n_accepted < 300
+        assert error < 100 * rtol
+    else:
+        assert stepper.n_accepted < 600
+        assert 100 * rtol < error < 1000 * rtol

@@ -140,7 +140,7 @@ def test_tableau_is_explicit_and_consistent(name):
 
 def test_get_scheme_names_the_key_and_suggests_near_miss():
     with pytest.raises(ValueError, match=r"integrator: unknown scheme 'dopri'; did you mean "
-                                         r"'dopri5'\?.*bs32, dopri5, etd1, etdrk2, etdrk4, euler"):
+                                         r"'dopri5'\?.*bs32, dopri5, etd1, etdrk2, etdrk4, etdrk43, euler"):
         get_scheme("dopri")
     with pytest.raises(ValueError, match="integrator: unknown scheme 'zzz'; valid names"):
         get_scheme("zzz")
@@ -544,3 +544,28 @@ def test_linear_part_is_added_to_the_rhs():
         t2, y2, _ = whole.step(t2, y2, 5.0)
     assert t1 == t2
     np.testing.assert_allclose(y1, y2, rtol=1e-13, atol=1e-300)
+
+
+def test_rms_norm_and_modewise_norm_against_direct_sums():
+    """The one-call fast paths agree with the definitions summed in Python's math module."""
+    from kmdflow.integrators.adaptive import MODEWISE_FLOOR, modewise_error_norm
+
+    rng = np.random.default_rng(7)
+    for scale in (1.0, 1e-170, 1e170):
+        v = scale * (rng.standard_normal(300) + 1j * rng.standard_normal(300))
+        direct = scale * np.sqrt(sum(abs(x / scale) ** 2 for x in v) / v.size)
+        assert rms_norm(v) == pytest.approx(direct, rel=1e-13)
+        assert rms_norm(v.real) == pytest.approx(
+            scale * np.sqrt(sum((x / scale) ** 2 for x in v.real) / v.size), rel=1e-13)
+    assert rms_norm(np.array([1, 2, 2])) == pytest.approx(np.sqrt(3.0))  # integers
+    assert rms_norm(np.array([np.inf, 1.0])) == np.inf
+    assert np.isnan(rms_norm(np.array([np.nan, 1.0])))
+    # mode-wise: each component against max(|y_k|, |y_new,k|, floor * peak)
+    y = rng.standard_normal(50) * np.logspace(0, -6, 50) + 0j
+    y_new = 0.9 * y
+    e = 1e-10 * rng.standard_normal(50)
+    for rtol, atol in ((1e-8, 0.0), (1e-6, 1e-12)):
+        size = np.maximum(np.abs(y), np.abs(y_new))
+        scale = atol + rtol * np.maximum(size, MODEWISE_FLOOR * size.max())
+        direct = np.sqrt(np.mean([(abs(a) / b) ** 2 for a, b in zip(e, scale)]))
+        assert modewise_error_norm(e, y, y_new, rtol, atol) == pytest.approx(direct, rel=1e-13)

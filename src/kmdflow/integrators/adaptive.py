@@ -23,6 +23,7 @@ Error norm (norm-wise, so a state decaying to zero keeps its *relative* accuracy
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import singledispatch
 from typing import Any
@@ -70,9 +71,16 @@ class TooManyRejections(IntegratorError):
 
 def rms_norm(values: np.ndarray) -> float:
     """RMS ``sqrt(mean |v|^2)`` over all entries, safe against under/overflow; 0 if empty."""
-    v = np.abs(np.asarray(values))
+    v = np.asarray(values)
     if v.size == 0:
         return 0.0
+    if v.dtype.kind in "fc":
+        # fast path: vdot conjugates its first argument, so this is the sum of |v_i|^2 in one
+        # BLAS call without temporaries; kept only when nothing under- or overflowed
+        value = math.sqrt(abs(complex(np.vdot(v, v)).real) / v.size)
+        if 1e-150 <= value < math.inf:
+            return value
+    v = np.abs(v)
     with np.errstate(over="ignore", under="ignore"):
         value = float(np.sqrt(np.mean(v * v)))
     if (value < 1e-150 or not np.isfinite(value)) and np.all(np.isfinite(v)):
@@ -81,6 +89,30 @@ def rms_norm(values: np.ndarray) -> float:
         if peak > 0.0:
             value = peak * float(np.sqrt(np.mean((v / peak) ** 2)))
     return value
+
+
+def ladder_step(dt: float, steps_per_octave: int) -> float:
+    r"""The largest step ``2^(j / m) <= dt`` (``m = steps_per_octave``, ``j`` integer).
+
+    Parameters
+    ----------
+    dt : float
+        Proposed step, ``> 0``.
+    steps_per_octave : int
+        Rungs of the geometric ladder per factor of 2, ``>= 1``.
+
+    Notes
+    -----
+    :math:`h = 2^{\lfloor m \log_2 dt \rfloor / m}`, computed so that a rung maps to itself
+    bit for bit (``ladder_step(ladder_step(dt, m), m) == ladder_step(dt, m)``): schemes whose
+    steps cost a setup per step size (exponential integrators) then meet the same sizes again.
+    """
+    m = int(steps_per_octave)
+    j = round(m * math.log2(dt))
+    rung = 2.0 ** (j / m)
+    if rung > dt:
+        rung = 2.0 ** ((j - 1) / m)
+    return rung
 
 
 def _ratio(num: float, den: float) -> float:
@@ -128,6 +160,12 @@ def modewise_error_norm(error: np.ndarray, y: np.ndarray, y_new: np.ndarray, rto
     """
     size = np.maximum(np.abs(y), np.abs(y_new))
     peak = float(size.max()) if size.size else 0.0
+    if atol == 0.0 and peak > 0.0 and rtol > 0.0:
+        # the common case, in place: rtol * max(a_k, floor * peak) > 0 everywhere
+        np.maximum(size, MODEWISE_FLOOR * peak, out=size)
+        ratio = np.abs(error)
+        ratio /= size
+        return rms_norm(ratio) / rtol
     scale = atol + rtol * np.maximum(size, MODEWISE_FLOOR * peak)
     if not np.any(scale > 0):
         return 0.0 if not np.any(error) else np.inf
@@ -310,7 +348,9 @@ class Stepper:
     FSAL schemes keep ``f(t_new, y_new)`` from the accepted step and reuse it when the next call
     passes the same ``t`` and an equal ``y``; any other state (say, positions wrapped into
     ``[0, 2 pi)``) is simply re-evaluated. Within one call the first stage is evaluated once for
-    all trial steps.
+    all trial steps. A scheme with ``steps_per_octave = m > 0`` has its adaptive trial steps
+    rounded down to :func:`ladder_step` (``2^(j/m)``), so that step-size-dependent setup can be
+    reused; clipped and fixed steps are taken as given.
     """
 
     def __init__(self, scheme: Scheme, rhs: Rhs, *, linear: np.ndarray | None = None,
@@ -356,6 +396,7 @@ class Stepper:
         self._dt_next = self.dt_fixed if dt_fixed is not None else (
             None if dt_initial is None else min(float(dt_initial), self.dt_max))
         self._err_prev = 1.0
+        self._ladder = int(getattr(scheme, "steps_per_octave", 0) or 0)
         self._cache: tuple[float, np.ndarray, np.ndarray] | None = None
 
     def _counted(self, rhs: Rhs) -> Rhs:
@@ -398,7 +439,7 @@ class Stepper:
         if self._cache is None:
             return None
         t_c, y_c, k_c = self._cache
-        if t_c == t and y_c.shape == y.shape and np.array_equal(y_c, y):
+        if t_c == t and y_c.shape == y.shape and bool((y_c == y).all()):
             return k_c
         return None
 
@@ -434,10 +475,10 @@ class Stepper:
             raise ValueError(f"dt_limit must be > 0, got {dt_limit!r}; the driver must not ask "
                              "for a step at or past the end time")
         y = np.asarray(y)
-        if not np.all(np.isfinite(y)):
+        k_first = self._first_stage(t, y)  # a match means y equals an accepted, finite state
+        if k_first is None and not np.isfinite(y).all():
             raise NonFiniteState("the state passed to the stepper contains NaN or Inf", t=t)
         rhs_before = self.n_rhs
-        k_first = self._first_stage(t, y)
         if self._dt_next is None:
             k_first = self._choose_first_step(t, y, k_first)
         if self.adaptive:
@@ -474,17 +515,20 @@ class Stepper:
         result = advance(self.scheme, self.problem, t, y, dt, k_first)
         if k_first is None:
             self._check_first_stage(result.k_first, t)
-        finite = bool(np.all(np.isfinite(result.y)))
+        finite = bool(np.isfinite(result.y).all())
         err = np.nan
         if result.error is not None:
-            finite = finite and bool(np.all(np.isfinite(result.error)))
             err = self.error_norm(result.error, y, result.y, self.rtol, self.atol) if finite else np.inf
+            if not math.isfinite(err):
+                # NaN or Inf in the estimate makes the norm non-finite; only then look for it
+                finite = finite and bool(np.isfinite(result.error).all())
+                err = np.inf
         return result, finite, err
 
     def _adaptive_trials(self, t: float, y: np.ndarray, dt_limit: float,
                          k_first: np.ndarray | None):
         """Shrink the step until a trial passes the error test; raise when that fails."""
-        dt_try = self._dt_next
+        dt_try = self._on_ladder(self._dt_next)
         rejected = 0
         nonfinite = False
         smallest = UNDERFLOW_FACTOR * max(1.0, abs(t))
@@ -511,10 +555,14 @@ class Stepper:
                                          f"{rejected} times in a row", t=t, dt=dt)
                 raise TooManyRejections(f"{rejected} consecutive rejected steps (max_rejects = "
                                         f"{self.max_rejects})", t=t, dt=dt)
-            dt_try = dt * self.controller.reject_factor(err, self._k)
+            dt_try = self._on_ladder(dt * self.controller.reject_factor(err, self._k))
+
+    def _on_ladder(self, dt: float) -> float:
+        """``dt`` rounded down to the scheme's step ladder (unchanged without one)."""
+        return ladder_step(dt, self._ladder) if self._ladder else dt
 
     def _check_first_stage(self, k_first: np.ndarray, t: float) -> None:
-        if not np.all(np.isfinite(k_first)):
+        if not np.isfinite(k_first).all():
             raise NonFiniteState("the right-hand side returned NaN or Inf at the current state",
                                  t=t)
 

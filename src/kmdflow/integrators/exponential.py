@@ -16,23 +16,45 @@ Schemes (registered in :data:`kmdflow.integrators.SCHEMES`, ``needs_linear = Tru
 
 - ``etd1``: exponential Euler, order 1.
 - ``etdrk2``: Cox--Matthews ETD2RK (J. Comput. Phys. 176, 2002), order 2.
-- ``etdrk4``: Cox--Matthews ETDRK4 (same paper), order 4.
+- ``etdrk4``: Cox--Matthews ETDRK4 (same paper), order 4; step doubling.
+- ``etdrk43``: the same ETDRK4 step with an embedded order-3 estimate (FSAL, below), order 4.
 
-Error estimate: step doubling (Richardson)
+Error estimate of ``etd1``, ``etdrk2``, ``etdrk4``: step doubling (Richardson)
     A trial step of size ``h`` takes one step of ``h`` (``y_1``) and two of ``h/2`` (``y_2``) and
     *accepts* ``y_2``; the declared order ``p`` is that of the scheme and of ``y_2``. The local
     error of ``y_2`` is ``C h^(p+1) / 2^p + O(h^(p+2))`` and that of ``y_1`` is ``C h^(p+1)``, so
     ``e = (y_2 - y_1) / (2^p - 1)`` estimates the error of ``y_2`` to leading order; the controller
-    sees an estimate of power ``p + 1`` (``error_order = p``). Step doubling was chosen over an
-    embedded pair because the Cox--Matthews stages admit no distinct embedded solution of order 3
-    (at ``L = 0`` ETDRK4 is the classical RK4, whose stages fix the order-3 weights uniquely), an
-    order-2 estimate would hold the order-4 solution to far smaller steps than it needs, and the
-    doubling estimate has the right power of ``h`` for every ETD scheme alike. It costs ``3 s - 1``
-    evaluations of ``N`` per step instead of ``s`` (``N(t, y)`` is shared by the full step, the
-    first half step and any retry, which cost ``3 s - 2`` each), which is small next to the
-    hundreds-fold fewer steps the exact linear part allows. Both ``y_1`` and ``y_2`` are exact when
-    ``N = 0``, so the estimate is then at round-off level and the step grows geometrically. With
+    sees an estimate of power ``p + 1`` (``error_order = p``). It costs ``3 s - 1`` evaluations of
+    ``N`` per step instead of ``s`` (``N(t, y)`` is shared by the full step, the first half step
+    and any retry, which cost ``3 s - 2`` each). Both ``y_1`` and ``y_2`` are exact when ``N = 0``,
+    so the estimate is then at round-off level and the step grows geometrically. With
     ``dt_fixed`` the doubled step is still taken (the result is two half steps).
+
+Error estimate of ``etdrk43``: embedded, first same as last
+    The step ``u_new`` is ETDRK4's; the embedded solution replaces its last stage ``N_c`` by
+    ``N(t + h, u_new)``, the evaluation the next step starts from, so a step costs 4 evaluations
+    instead of 11 (formulas in :class:`ExponentialScheme`). The Cox--Matthews stages admit no
+    other order-3 partner: at ``L = 0`` ETDRK4 is the classical RK4, whose four stages fix the
+    order-3 weights, and with the fifth (FSAL) stage the order-3 weights form the one-parameter
+    family ``b + alpha (0, 0, 0, 1, -1)``; ``alpha = 1/6`` is the embedded solution above. The
+    estimate has power 4 (``error_order = 3``) and overstates the error of ``u_new`` (local
+    extrapolation), 7-30x on the order-test problem of ``tests/test_exponential.py``.
+
+    Its blind spot, measured there: it sees only how ``N`` at ``t + h`` depends on the last stage,
+    not how well the stage values represent ``N`` over the step in time. When the forcing of a
+    component changes by large factors within one step (it is driven by components decaying
+    through many e-folds), ETDRK4's quadrature of ``N`` is off while ``N_c`` and ``N_new`` still
+    agree, and the estimate can be orders of magnitude too small: in the mode-coupling test it
+    reported 5e-16 for a step whose true error was 5e-6, and the run ended 4e-6 off at
+    ``rtol = 1e-8`` (``etdrk4``: 7e-7). Step doubling sees these errors, since the two half
+    steps resolve the variation better than the full step. A partial guard is built in: when a
+    step shrinks the state by more than :data:`FSAL_DECAY_LIMIT`, the trial is redone as two half
+    steps (accepted) checked against the exponential Simpson rule through ``N`` evaluated on
+    them at ``t``, ``t + h/2`` and ``t + h`` (ETDRK4's own final weights with accurate stage
+    values), an estimate that does see the quadrature error; without it a decaying Bernoulli
+    problem ended 1e37 off. Use ``etdrk43`` where the forcing varies smoothly over a step, as in
+    the spectral flows (``kmdflow bench``: energies within 3e-8 of a converged reference at
+    ``rtol = 1e-8``, closer than ``etdrk4``'s 2e-7); ``etdrk4`` stays the robust choice.
 
 Error measured against the new state
     One ETD step may span many e-folds of decay (``|L h| >> 1``). The polynomial-in-time
@@ -43,13 +65,24 @@ Error measured against the new state
     if it is accurate *relative to the new state*. With ``atol > 0`` this is stricter than the
     stepper's norm once the state is below ``atol / rtol``.
 
-The phi-function coefficients depend only on ``(L, h)``; every scheme keeps them for the last
-:data:`CACHE_SIZE` step sizes (a full and a half step for each of two trial sizes), so repeated
-step sizes (fixed steps, steps clipped to the same save interval, retries) cost no exponentials.
+Coefficients
+    The phi-function coefficients depend only on ``(L, h)``; every scheme keeps them for the last
+    :data:`CACHE_SIZE` step sizes (and the state's dtype, so complex states multiply complex
+    coefficients without a cast), so repeated step sizes (fixed steps, steps clipped to the same
+    save interval, retries) cost no exponentials. A new set is one block: ``e^z`` and
+    ``e^(z/2)``, ``phi_1(z/2) = expm1(z/2) / (z/2)``, and the three ETDRK4 weights from the same
+    series and closed forms as :class:`PhiCombination`, summed as one matrix product with the
+    powers of ``z`` (or ``1/z``) rather than a Horner loop per weight. ``etdrk43``, which needs one
+    set per step, rounds its adaptive steps down to the ladder ``2^(j / STEPS_PER_OCTAVE)``
+    (:func:`kmdflow.integrators.adaptive.ladder_step`): while the step drifts slowly, as in the
+    long stretch of small steps at the start of a spectral run, consecutive steps meet the same
+    size and reuse its set; rounding down only shortens steps (by 2% on average). The doubling
+    schemes need two sets per step and gain nothing from it (``steps_per_octave = 0``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable
@@ -71,6 +104,13 @@ TAYLOR_TERMS = 26
 
 #: Coefficient sets kept per scheme (``(L, h)`` pairs).
 CACHE_SIZE = 4
+
+#: Adaptive ETD steps are rounded down to ``2^(j / STEPS_PER_OCTAVE)`` (module docstring).
+STEPS_PER_OCTAVE = 16
+
+#: ``etdrk43`` trusts its FSAL estimate while one step shrinks the state by at most this factor
+#: (module docstring); beyond it the step is redone as two Simpson-checked half steps.
+FSAL_DECAY_LIMIT = 2.0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -191,60 +231,110 @@ _ETDRK4_C = PhiCombination([0, -1, 4])
 Coefficients = dict[str, np.ndarray]
 
 
-def _evaluate_together(combinations: tuple[PhiCombination, ...], z: np.ndarray) -> np.ndarray:
+def _powers(x: np.ndarray, count: int) -> np.ndarray:
+    """``x^0 .. x^(count - 1)`` stacked, ``(count, x.size)``, in ``log2(count)`` block products.
+
+    Rows ``m .. 2m - 1`` are rows ``0 .. m - 1`` times ``x^m`` (``x^m`` by repeated squaring), so
+    ``x^j`` carries at most about ``2 log2(j)`` roundings.
+    """
+    powers = np.empty((count, x.size), dtype=x.dtype)
+    powers[0] = 1.0
+    filled, x_filled = 1, x
+    while filled < count:
+        step = min(filled, count - filled)
+        np.multiply(powers[:step], x_filled, out=powers[filled:filled + step])
+        filled += step
+        x_filled = x_filled * x_filled
+    return powers
+
+
+@functools.lru_cache(maxsize=32)
+def _stacked(combinations: tuple[PhiCombination, ...], attribute: str) -> np.ndarray:
+    """The coefficient vectors ``attribute`` of ``combinations`` as rows, zero-padded (cached)."""
+    rows = [getattr(c, attribute) for c in combinations]
+    table = np.zeros((len(rows), max(r.size for r in rows)))
+    for i, row in enumerate(rows):
+        table[i, :row.size] = row
+    table.setflags(write=False)
+    return table
+
+
+def _evaluate_together(combinations: tuple[PhiCombination, ...], z: np.ndarray,
+                       exp_z: np.ndarray | None = None) -> np.ndarray:
     """Several :class:`PhiCombination` at the same ``z`` in one pass: ``(len(combinations), *z.shape)``.
 
-    Same formulas as calling each one (Taylor for ``|z| < TAYLOR_RADIUS``, closed forms beyond),
-    but one Horner loop over a stacked table and one ``exp``: a step needs several weights at each
-    new step size, and this is where an ETD step spends the time not spent in the right-hand side.
+    Same series and closed forms as calling each one (Taylor for ``|z| < TAYLOR_RADIUS``,
+    ``e^z p(1/z) - q(1/z)`` beyond), summed as one matrix product of the stacked coefficient table
+    with the powers of ``z`` (or ``1/z``): a step needs several weights at each new step size, and
+    a Horner loop per weight costs more numpy calls than the right-hand side does. ``exp_z``, when
+    given, is ``e^z`` (shape of ``z``), reused for the closed forms. On ``|z| < 2`` the power sum
+    and Horner's rule have the same error bound (a few ulps of ``sum_j |a_j z^j|``).
     """
     z = np.asarray(z)
-    dtype = np.complex128 if np.iscomplexobj(z) else np.float64
-    z = z.astype(dtype, copy=False)
-    out = np.empty((len(combinations),) + z.shape, dtype=dtype)
-    small = np.abs(z) < TAYLOR_RADIUS
-    if np.any(small):
-        table = np.stack([c._taylor for c in combinations])  # (C, terms)
-        zs = z[small]
-        acc = np.repeat(table[:, -1:], zs.size, axis=1).astype(dtype)
-        for j in range(table.shape[1] - 2, -1, -1):
-            acc *= zs
-            acc += table[:, j:j + 1]
-        out[:, small] = acc
+    dtype = np.complex128 if np.iscomplexobj(z) or np.iscomplexobj(exp_z) else np.float64
+    flat = z.astype(dtype, copy=False).ravel()
+    out = np.empty((len(combinations), flat.size), dtype=dtype)
+    small = np.abs(flat) < TAYLOR_RADIUS
+    n_small = int(np.count_nonzero(small))
+    if n_small:
+        table = _stacked(combinations, "_taylor")
+        values = table @ _powers(flat[small], table.shape[1])
+        if n_small == flat.size:
+            return values.reshape((len(combinations),) + z.shape)
+        out[:, small] = values
     large = ~small
-    if np.any(large):
-        zl = z[large]
+    if n_small < flat.size:
+        zl = flat[large]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            r = 1.0 / zl
-            ez = np.exp(zl)
-            for i, c in enumerate(combinations):
-                out[i, large] = ez * horner(c._p, r) - horner(c._q, r)
+            ez = np.exp(zl) if exp_z is None else np.asarray(exp_z).ravel()[large]
+            p, q = _stacked(combinations, "_p"), _stacked(combinations, "_q")
+            powers = _powers(1.0 / zl, max(p.shape[1], q.shape[1]))
+            out[:, large] = ez * (p @ powers[:p.shape[1]]) - q @ powers[:q.shape[1]]
+    return out.reshape((len(combinations),) + z.shape)
+
+
+def _phi1_expm1(w: np.ndarray) -> np.ndarray:
+    r"""``phi_1(w) = expm1(w) / w`` (``1`` at ``w = 0``): a few ulps everywhere off its zeros.
+
+    ``expm1`` keeps relative accuracy for small ``|w|`` (real and complex), so no series is needed.
+    """
+    w = np.asarray(w)
+    out = np.ones(w.shape, dtype=np.complex128 if np.iscomplexobj(w) else np.float64)
+    nonzero = w != 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        out[nonzero] = np.expm1(w[nonzero]) / w[nonzero]
     return out
 
 
-def _coefficients(method: str, z: np.ndarray, h: float) -> Coefficients:
-    """Arrays multiplying ``y`` and the stages in one step of ``method`` (``z = L h``)."""
-    if method == "etdrk4":
-        u, ab, c = _evaluate_together((_ETDRK4_U, _ETDRK4_AB, _ETDRK4_C), z)
-        out = {"E": phi(0, z), "E2": phi(0, 0.5 * z), "Q": (0.5 * h) * phi(1, 0.5 * z),
-               "Wu": h * u, "Wab": h * ab, "Wc": h * c}
-        for value in out.values():
-            value.setflags(write=False)
-        return out
-    out = {"E": phi(0, z)}
-    if method in ("etd1", "etdrk2"):
-        out["W1"] = h * phi(1, z)
-    if method == "etdrk2":
-        out["W2"] = h * phi(2, z)
-    if method == "etdrk4":
-        out["E2"] = phi(0, 0.5 * z)
-        out["Q"] = (0.5 * h) * phi(1, 0.5 * z)
-        out["Wu"] = h * _ETDRK4_U(z)
-        out["Wab"] = h * _ETDRK4_AB(z)
-        out["Wc"] = h * _ETDRK4_C(z)
-    for value in out.values():
-        value.setflags(write=False)
-    return out
+#: Coefficient names of each formula, in the order :func:`_coefficients` stores them.
+_COEFFICIENT_NAMES = {"etd1": ("E", "W1"), "etdrk2": ("E", "W1", "W2"),
+                      "etdrk4": ("E", "E2", "Q", "Wu", "Wab", "Wc")}
+
+
+def _coefficients(method: str, z: np.ndarray, h: float, dtype=None) -> Coefficients:
+    """Arrays multiplying ``y`` and the stages in one step of ``method`` (``z = L h``).
+
+    All of them are rows of one read-only block of ``dtype`` promoted with that of ``z``.
+    """
+    z = np.asarray(z)
+    names = _COEFFICIENT_NAMES[method]
+    kind = np.result_type(z, np.float64) if dtype is None else np.result_type(z, np.float64, dtype)
+    block = np.empty((len(names),) + z.shape, dtype=kind)
+    with np.errstate(over="ignore"):
+        exp_z = phi(0, z)  # of the kind of z: a real z is evaluated in real arithmetic
+    block[0] = exp_z
+    if method == "etd1":
+        block[1:] = _evaluate_together((_PHI[1],), z, exp_z)
+    elif method == "etdrk2":
+        block[1:] = _evaluate_together((_PHI[1], _PHI[2]), z, exp_z)
+    else:
+        block[3:] = _evaluate_together((_ETDRK4_U, _ETDRK4_AB, _ETDRK4_C), z, exp_z)
+        with np.errstate(over="ignore"):
+            block[1] = np.exp(0.5 * z)
+        block[2] = 0.5 * _phi1_expm1(0.5 * z)  # times h below: Q = (h/2) phi_1(z/2)
+    block[1 if method != "etdrk4" else 2:] *= h
+    block.setflags(write=False)
+    return dict(zip(names, block))
 
 
 def _step_etd1(w: Coefficients, rhs: Rhs, t: float, y: np.ndarray, h: float,
@@ -258,8 +348,9 @@ def _step_etdrk2(w: Coefficients, rhs: Rhs, t: float, y: np.ndarray, h: float,
     return a + w["W2"] * (rhs(t + h, a) - n0)
 
 
-def _step_etdrk4(w: Coefficients, rhs: Rhs, t: float, y: np.ndarray, h: float,
-                 n0: np.ndarray) -> np.ndarray:
+def _stages_etdrk4(w: Coefficients, rhs: Rhs, t: float, y: np.ndarray, h: float,
+                   n0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One Cox--Matthews ETDRK4 step: the new state and its last stage ``N_c = N(t + h, c)``."""
     half = t + 0.5 * h
     e2y = w["E2"] * y
     a = e2y + w["Q"] * n0
@@ -268,7 +359,12 @@ def _step_etdrk4(w: Coefficients, rhs: Rhs, t: float, y: np.ndarray, h: float,
     nb = rhs(half, b)
     c = w["E2"] * a + w["Q"] * (2.0 * nb - n0)
     nc = rhs(t + h, c)
-    return w["E"] * y + w["Wu"] * n0 + w["Wab"] * (na + nb) + w["Wc"] * nc
+    return w["E"] * y + w["Wu"] * n0 + w["Wab"] * (na + nb) + w["Wc"] * nc, nc
+
+
+def _step_etdrk4(w: Coefficients, rhs: Rhs, t: float, y: np.ndarray, h: float,
+                 n0: np.ndarray) -> np.ndarray:
+    return _stages_etdrk4(w, rhs, t, y, h, n0)[0]
 
 
 _STEPS: dict[str, Callable[..., np.ndarray]] = {
@@ -276,7 +372,12 @@ _STEPS: dict[str, Callable[..., np.ndarray]] = {
 
 
 class _CoefficientCache:
-    """The last few coefficient sets keyed by ``(h, L)``; safe to share between threads."""
+    """The last few coefficient sets keyed by ``(h, dtype, L)``; safe to share between threads.
+
+    ``dtype`` is the state's: for a complex state the real coefficients are stored as complex, so
+    each stage multiplies like types (numpy multiplies complex by real arrays about three times
+    slower, through a cast, than complex by complex).
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -284,21 +385,28 @@ class _CoefficientCache:
         self._lock = threading.Lock()
         self.misses = 0
 
-    def get(self, method: str, linear: np.ndarray, h: float) -> Coefficients:
-        for h_c, linear_c, coefficients in self._entries:
-            if h_c == h and linear_c.shape == linear.shape and np.array_equal(linear_c, linear):
+    def get(self, method: str, linear: np.ndarray, h: float,
+            dtype: np.dtype | None = None) -> Coefficients:
+        for h_c, dtype_c, linear_c, coefficients in self._entries:
+            if (h_c == h and dtype_c == dtype and linear_c.shape == linear.shape
+                    and bool((linear_c == linear).all())):
                 return coefficients
-        coefficients = _coefficients(method, h * linear, h)
+        coefficients = _coefficients(method, h * linear, h, dtype)
         frozen = np.array(linear, copy=True)
         frozen.setflags(write=False)
         with self._lock:
             self.misses += 1
-            self._entries = ((h, frozen, coefficients),) + self._entries[: self.size - 1]
+            self._entries = ((h, dtype, frozen, coefficients),) + self._entries[: self.size - 1]
         return coefficients
 
     def clear(self) -> None:
         with self._lock:
             self._entries = ()
+
+
+#: How a scheme estimates its local error: two half steps against one full step, or an
+#: embedded lower-order solution from a first-same-as-last stage (module docstring).
+ESTIMATES = ("doubling", "fsal")
 
 
 @dataclass(frozen=True, eq=False)
@@ -308,11 +416,21 @@ class ExponentialScheme:
     Parameters
     ----------
     name : str
-        Registry name, one of ``etd1``, ``etdrk2``, ``etdrk4`` (the formula is chosen by name).
+        Registry name.
     order : int
-        Classical order of one step (and of the accepted two-half-step solution).
+        Classical order of the propagated solution.
     stages : int
         Evaluations of ``N`` in one plain step.
+    formula : str, optional
+        The step formula, one of ``etd1``, ``etdrk2``, ``etdrk4``; default: ``name``.
+    estimate : {"doubling", "fsal"}
+        Error estimate: step doubling (``error_order == order``, accepts the two half steps), or
+        the embedded order-``order - 1`` solution built from ``N(t + h, u_new)`` (``etdrk4`` only;
+        that evaluation is reused as the next step's first stage, ``fsal = True``; see the module
+        docstring for where it is blind).
+    steps_per_octave : int
+        Adaptive steps are rounded down to ``2^(j / steps_per_octave)`` so that coefficient sets
+        are reused; ``0`` (the default) leaves them as the controller chose them.
 
     Notes
     -----
@@ -328,8 +446,20 @@ class ExponentialScheme:
 
     with :math:`N_a = N(t + h/2, a)`, :math:`N_b = N(t + h/2, b)`, :math:`N_c = N(t + h, c)`.
     ETD2RK: :math:`a = E u + h\varphi_1 N_u`, :math:`u_{new} = a + h\varphi_2 (N(t+h, a) - N_u)`.
-    Exponential Euler: :math:`u_{new} = E u + h\varphi_1 N_u`. The error estimate is step
-    doubling (module docstring), so ``error_order == order``.
+    Exponential Euler: :math:`u_{new} = E u + h\varphi_1 N_u`.
+
+    The embedded solution of ``estimate = "fsal"`` replaces :math:`N_c` by
+    :math:`N_{new} = N(t + h, u_{new})`:
+    :math:`\hat u = u_{new} - h(4\varphi_3 - \varphi_2)(N_c - N_{new})`, so the estimate is
+
+    .. math::
+
+        e = u_{new} - \hat u = h\,(4\varphi_3 - \varphi_2)(z)\,(N_c - N_{new}).
+
+    At ``L = 0`` this is the order-3 partner :math:`(\tfrac16, \tfrac13, \tfrac13, 0, \tfrac16)`
+    of the classical RK4 with a fifth, FSAL stage; for ``L != 0`` the stage ``c`` is an
+    exponential midpoint rule with local error :math:`O(h^3)`, so :math:`N_c - N_{new} = O(h^3)`
+    and :math:`e = O(h^4)` (``error_order = 3``).
 
     The declared order is the classical one (``h -> 0`` at fixed ``L``). Components with
     ``|h L| >> 1`` that are driven by ``N`` converge more slowly (order reduction; for ETDRK4 the
@@ -341,20 +471,35 @@ class ExponentialScheme:
     name: str
     order: int
     stages: int
+    formula: str = ""
+    estimate: str = "doubling"
+    steps_per_octave: int = 0
     error_order: int = field(init=False)
     fsal: bool = field(default=False, init=False)
     cache: _CoefficientCache = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.name not in _STEPS:
-            raise ValueError(f"ExponentialScheme: name must be one of {', '.join(_STEPS)}, got "
-                             f"{self.name!r}")
-        object.__setattr__(self, "error_order", self.order)
+        formula = self.formula or self.name
+        if formula not in _STEPS:
+            what = "formula" if self.formula else "name"
+            raise ValueError(f"ExponentialScheme: {what} must be one of {', '.join(_STEPS)}, got "
+                             f"{formula!r}")
+        if self.estimate not in ESTIMATES:
+            raise ValueError(f"ExponentialScheme: estimate must be one of {', '.join(ESTIMATES)}, "
+                             f"got {self.estimate!r}")
+        if self.estimate == "fsal" and formula != "etdrk4":
+            raise ValueError(f"ExponentialScheme {self.name!r}: estimate 'fsal' is defined for the "
+                             f"etdrk4 formula only, got formula {formula!r}; use estimate "
+                             "'doubling'")
+        object.__setattr__(self, "formula", formula)
+        fsal = self.estimate == "fsal"
+        object.__setattr__(self, "error_order", self.order - 1 if fsal else self.order)
+        object.__setattr__(self, "fsal", fsal)
         object.__setattr__(self, "cache", _CoefficientCache(CACHE_SIZE))
 
     @property
     def embedded(self) -> bool:
-        """Always True: step doubling gives every ETD scheme an error estimate."""
+        """Always True: every ETD scheme has an error estimate (doubling or embedded)."""
         return True
 
     @property
@@ -364,22 +509,34 @@ class ExponentialScheme:
 
     @property
     def error_estimate_order(self) -> int:
-        """Power of ``h`` in the step-doubling estimate: ``order + 1``."""
-        return self.order + 1
+        """Power of ``h`` in the error estimate: ``error_order + 1``."""
+        return self.error_order + 1
 
     @property
     def evaluations_per_trial(self) -> int:
-        """Evaluations of ``N`` per doubled trial step beyond ``N(t, y)`` (shared by retries)."""
-        return 3 * self.stages - 2
+        """Evaluations of ``N`` per trial step beyond ``N(t, y)`` (which retries share).
 
-    def coefficients(self, linear: np.ndarray, h: float) -> Coefficients:
-        """Cached phi-function coefficients for step ``h``: read-only, shaped as ``linear``."""
-        return self.cache.get(self.name, np.asarray(linear), float(h))
+        Doubling: ``3 s - 2`` (``s - 1`` for the full step and for the first half step, ``s`` for
+        the second). FSAL: ``s`` (``s - 1`` stages and ``N(t + h, u_new)``, which an accepted
+        step hands to the next one as its ``N(t, y)``); a trial that shrinks the state by more
+        than :data:`FSAL_DECAY_LIMIT` adds ``2 s`` for its Simpson-checked half steps.
+        """
+        return self.stages if self.fsal else 3 * self.stages - 2
+
+    def coefficients(self, linear: np.ndarray, h: float, dtype=None) -> Coefficients:
+        """Cached phi-function coefficients for step ``h``: read-only, shaped as ``linear``.
+
+        With ``dtype`` (the state's) they are promoted to it, e.g. complex for a complex state.
+        """
+        return self.cache.get(self.formula, np.asarray(linear), float(h),
+                              None if dtype is None else np.dtype(dtype))
 
 
 ETD1 = ExponentialScheme("etd1", order=1, stages=1)
 ETDRK2 = ExponentialScheme("etdrk2", order=2, stages=2)
 ETDRK4 = ExponentialScheme("etdrk4", order=4, stages=4)
+ETDRK43 = ExponentialScheme("etdrk43", order=4, stages=4, formula="etdrk4", estimate="fsal",
+                            steps_per_octave=STEPS_PER_OCTAVE)
 
 
 def etd_step(scheme: ExponentialScheme, linear: np.ndarray, rhs: Rhs, t: float, y: np.ndarray,
@@ -415,26 +572,54 @@ def etd_step(scheme: ExponentialScheme, linear: np.ndarray, rhs: Rhs, t: float, 
     """
     y = np.asarray(y)
     n0 = rhs(t, y) if n_first is None else n_first
-    w = scheme.coefficients(linear, dt)
-    return _STEPS[scheme.name](w, rhs, t, y, float(dt), np.asarray(n0))
+    w = scheme.coefficients(linear, dt, y.dtype)
+    return _STEPS[scheme.formula](w, rhs, t, y, float(dt), np.asarray(n0))
 
 
 @advance.register
 def _advance_exponential(scheme: ExponentialScheme, problem: OdeProblem, t: float,
                          y: np.ndarray, dt: float, k_first: np.ndarray | None = None
                          ) -> StepResult:
-    """Doubled trial step: accept two half steps, estimate their error against one full step."""
+    """One trial step with its error estimate (doubling or FSAL, see the module docstring)."""
     if problem.linear is None:
         raise ValueError(f"integrator {scheme.name!r} needs the diagonal linear part: pass "
                          "linear=<array>")
     y = np.asarray(y)
     n0 = np.asarray(problem.rhs(t, y) if k_first is None else k_first)
     h = float(dt)
+    if scheme.fsal:
+        return _advance_fsal(scheme, problem, t, y, h, n0)
     y_full = etd_step(scheme, problem.linear, problem.rhs, t, y, h, n0)
     y_mid = etd_step(scheme, problem.linear, problem.rhs, t, y, 0.5 * h, n0)
     y_half = etd_step(scheme, problem.linear, problem.rhs, t + 0.5 * h, y_mid, 0.5 * h)
     error = (y_half - y_full) / (2.0**scheme.order - 1.0)
     return StepResult(y=y_half, error=error * _decay_factor(y, y_half), k_last=None, k_first=n0)
+
+
+def _advance_fsal(scheme: ExponentialScheme, problem: OdeProblem, t: float, y: np.ndarray,
+                  h: float, n0: np.ndarray) -> StepResult:
+    """ETDRK4 with its embedded FSAL estimate; the Simpson-checked pair of half steps when the
+    state shrinks by more than :data:`FSAL_DECAY_LIMIT` (module docstring)."""
+    rhs, dtype = problem.rhs, y.dtype
+    w = scheme.coefficients(problem.linear, h, dtype)
+    y_new, n_c = _stages_etdrk4(w, rhs, t, y, h, n0)
+    n_new = np.asarray(rhs(t + h, y_new))
+    decay = _decay_factor(y, y_new)
+    if decay <= FSAL_DECAY_LIMIT:
+        error = w["Wc"] * (n_c - n_new)
+        if decay != 1.0:
+            error *= decay
+        return StepResult(y=y_new, error=error, k_last=n_new, k_first=n0)
+    # many e-folds in one step: two half steps, checked against the exponential Simpson rule
+    # through N at t, t + h/2 and t + h evaluated on them (the ETDRK4 weights of the full step)
+    half = scheme.coefficients(problem.linear, 0.5 * h, dtype)
+    y_mid, _ = _stages_etdrk4(half, rhs, t, y, 0.5 * h, n0)
+    n_mid = np.asarray(rhs(t + 0.5 * h, y_mid))
+    y_half, _ = _stages_etdrk4(half, rhs, t + 0.5 * h, y_mid, 0.5 * h, n_mid)
+    n_end = np.asarray(rhs(t + h, y_half))
+    simpson = w["E"] * y + w["Wu"] * n0 + w["Wab"] * (2.0 * n_mid) + w["Wc"] * n_end
+    error = (y_half - simpson) * _decay_factor(y, y_half)
+    return StepResult(y=y_half, error=error, k_last=n_end, k_first=n0)
 
 
 def _decay_factor(y: np.ndarray, y_new: np.ndarray) -> float:
@@ -445,6 +630,6 @@ def _decay_factor(y: np.ndarray, y_new: np.ndarray) -> float:
     return 1.0
 
 
-for _scheme in (ETD1, ETDRK2, ETDRK4):
+for _scheme in (ETD1, ETDRK2, ETDRK4, ETDRK43):
     register_scheme(_scheme)
 del _scheme
