@@ -310,7 +310,7 @@ def test_energy_matches_fourier_definition(s, particle_target):
 @pytest.mark.parametrize("s", [1, 2, 3])
 def test_integer_energy_matches_pair_sum(s):
     # the cancellation-free recursion vs 1/2 q^T K q with the closed-form kernel
-    x, y, q = random_problem(300, 30 + s, particle_target=True)
+    _, y, q = random_problem(300, 30 + s, particle_target=True)
     kernel = SobolevKernel(s)
     pair = 0.5 * q @ kernel.profile(np.subtract.outer(y, y)) @ q
     assert atomic_energy(kernel, y, q, background=0.0) == pytest.approx(pair, rel=1e-12)

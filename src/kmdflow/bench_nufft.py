@@ -19,7 +19,7 @@ def _bench_energy(kernel, tol: float, sizes, direct_size: int, rng) -> dict:
     """Particle energy (random weights, uniform target): ``nufft_energy`` vs the exact pair sum."""
     from kmdflow.bench import best_time, fitted_exponent
     from kmdflow.summation.energy import atomic_energy
-    from kmdflow.summation.nufft import nufft_energy
+    from kmdflow.summation.energy_nufft import nufft_energy
 
     times = {}
     for n in sorted(set(sizes) | {direct_size}):
@@ -63,11 +63,12 @@ def bench_nufft_velocity(quick: bool) -> dict:
             x = rng.uniform(0.0, torus.TWO_PI, n)
             w = np.full(n, 1.0 / n)
             nufft_force_report(kernel, x, x, w, tol=tol)            # design and tables, cached
-            times[n] = best_time(lambda: nufft_force_report(kernel, x, x, w, tol=tol))
+            times[n] = best_time(lambda k=kernel, x=x, w=w: nufft_force_report(k, x, x, w, tol=tol))
             designs[n] = nufft_force_report(kernel, x, x, w, tol=tol)[1]
             if n == direct_size:
                 exact = direct_force(kernel, x, x, w)
-                direct_seconds = best_time(lambda: direct_force(kernel, x, x, w), repeat=1)
+                direct_seconds = best_time(lambda k=kernel, x=x, w=w: direct_force(k, x, x, w),
+                                           repeat=1)
                 force = nufft_force_report(kernel, x, x, w, tol=tol)[0]
                 error = float(np.max(np.abs(force - exact)) / np.max(np.abs(exact)))
         exponent = fitted_exponent(nufft_sizes, [times[n] for n in nufft_sizes])

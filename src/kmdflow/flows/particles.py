@@ -19,9 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from kmdflow.domains import torus
-from kmdflow.summation import choose_summation, pair_force
+from kmdflow.summation import choose_summation, nufft_energy, pair_force
 from kmdflow.summation.energy import atomic_energy
-from kmdflow.summation.nufft import nufft_energy
 
 
 class TargetSeries:
@@ -128,7 +127,7 @@ class ParticleFlow1D:
     def energy(self, y: np.ndarray) -> float:
         r"""``E = 1/2 ||mu_N - nu||^2``.
 
-        With ``summation = "nufft"`` and non-integer ``s``: :func:`~kmdflow.summation.nufft.nufft_energy` to ``tol``
+        With ``summation = "nufft"`` and non-integer ``s``: :func:`~kmdflow.summation.energy_nufft.nufft_energy` to ``tol``
         relative to ``E`` (atoms and atom target in one Ewald sum; a density target through its
         kept coefficients), ``O(N log N)``. Otherwise exact: :func:`atomic_energy` (sorted for
         integer ``s``, the ``O(N^2)`` pair sum for other ``s``); for a density target

@@ -23,14 +23,15 @@ the particle flows whenever forces use ``nufft``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from kmdflow.summation.direct import direct_force, direct_potential
 from kmdflow.summation.energy import atomic_energy
-from kmdflow.summation.nufft import nufft_energy, nufft_force
+from kmdflow.summation.energy_nufft import nufft_energy
+from kmdflow.summation.nufft import nufft_force
 from kmdflow.summation.sorted import sorted_force
 
 __all__ = [

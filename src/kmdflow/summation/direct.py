@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["direct_force", "direct_potential", "as_particles"]
+__all__ = ["as_particles", "direct_force", "direct_potential"]
 
 #: Number of ``(targets x sources)`` float64 temporaries the kernel evaluation holds at once.
 _TEMPORARIES = 4

@@ -13,7 +13,7 @@ import numpy as np
 
 from kmdflow.summation.direct import as_particles, direct_potential
 
-__all__ = ["atomic_energy", "MASS_RTOL"]
+__all__ = ["MASS_RTOL", "atomic_energy"]
 
 #: Relative tolerance on ``sum(charges) - background`` (relative to ``sum|charges| + |background|``).
 MASS_RTOL = 1e-9

@@ -149,8 +149,8 @@ def radial_multiplier(spec) -> RadialMultiplier:
         return RadialMultiplier(_sobolev(s), s)
     if hasattr(spec, "multiplier") and hasattr(spec, "s"):
         return radial_multiplier(float(spec.s))
-    if not callable(spec):
-        raise ValueError(f"multiplier = {spec!r} is neither a Sobolev order nor a callable of |k|; "
+    if not callable(spec):     # a bad config value: ValueError, as for every other argument check
+        raise ValueError(f"multiplier = {spec!r} is neither a Sobolev order nor a callable of |k|; "  # noqa: TRY004
                          f"pass s (a float) or a function lambda(|k|)")
     owner = getattr(spec, "__self__", None)
     s = getattr(spec, "s", getattr(owner, "s", None))
