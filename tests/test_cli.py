@@ -69,9 +69,10 @@ BAD_CONFIGS = [
                              '[method]\nkind = "particles"\nn = 3\n', "method.n"),
     ("mixture_weight_zero", '[initial]\nkind = "mixture"\n[[initial.components]]\nweight = 0.0\n'
                             'kind = "mode"\n', "initial.components[0].weight"),
-    ("sphere_reserved", MODE + '[domain]\nkind = "sphere"\n', "domain.kind"),
-    ("relu_reserved", MODE + '[energy]\nkernel = "relu"\n', "energy.kernel"),
-    ("wfr_reserved", MODE + '[geometry]\nkind = "wfr"\n', "geometry.kind"),
+    ("sphere_sobolev", MODE + '[domain]\nkind = "sphere"\n[energy]\nkernel = "sobolev"\n', "energy.kernel"),
+    ("relu_on_torus", MODE + '[energy]\nkernel = "relu"\n', "energy.kernel"),
+    ("wfr_on_torus", MODE + '[geometry]\nkind = "wfr"\n', "geometry.kind"),
+    ("network_without_dt", MODE + '[domain]\nkind = "sphere"\n[method]\nkind = "network"\n', "method.dt"),
     ("missing_initial", "[time]\nt_end = 1.0\n", "initial"),
     ("kappa_too_large", '[initial]\nkind = "von_mises"\nkappa = 1000.0\n', "initial.kappa"),
     ("rtol_one", MODE + "[time]\nrtol = 1.0\n", "time.rtol"),

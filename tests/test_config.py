@@ -125,10 +125,16 @@ BAD = [
     ({"s": 2.0}, "s", "did you mean 'energy.s'"),
     ({"initial": {"kind": "von_mses"}}, "initial.kind", "did you mean 'von_mises'"),
     ({"initial": {"kind": "mode", "decay": 1.0}}, "initial.decay", "perturbation"),
-    ({"domain": {"kind": "sphere"}}, "domain.kind", "not yet supported"),
+    ({"domain": {"kind": "spere"}}, "domain.kind", "did you mean 'sphere'"),
+    ({"domain": {"kind": "sphere", "dim": 2}}, "initial.kind", "not allowed on S\\^2"),
+    ({"domain": {"kind": "sphere"}, "energy": {"kernel": "sobolev"}}, "energy.kernel", "on the sphere"),
+    ({"domain": {"kind": "sphere"}, "energy": {"s": 2.5}}, "energy.s", "s = \\(d \\+ 3\\)/2 = 2"),
+    ({"domain": {"kind": "sphere", "dim": 9}}, "domain.dim", "1 .. 8 on the sphere"),
+    ({"method": {"kind": "network"}}, "method.kind", "a network lives on the sphere"),
+    ({"method": {"batch": 16}}, "method.batch", "network training"),
     ({"domain": {"dim": 4}}, "domain.dim", "must be 1, 2 or 3"),
     ({"domain": {"dim": 0}}, "domain.dim", "must be 1, 2 or 3"),
-    ({"energy": {"kernel": "relu"}}, "energy.kernel", "not yet supported"),
+    ({"energy": {"kernel": "relu"}}, "energy.kernel", "lives on the sphere"),
     ({"energy": {"kernel": "sobolv"}}, "energy.kernel", "did you mean 'sobolev'"),
     ({"energy": {"s": 0.0}}, "energy.s", "must be > 0"),
     ({"energy": {"s": -2.0}}, "energy.s", "must be > 0"),
@@ -137,7 +143,7 @@ BAD = [
     ({"energy": {"s": True}}, "energy.s", "expected a number > 0, got a boolean"),
     ({"energy": {"s": math.nan}}, "energy.s", "finite"),
     ({"energy": {"s": 10**400}}, "energy.s", "too large"),
-    ({"geometry": {"kind": "wfr"}}, "geometry.kind", "not yet supported"),
+    ({"geometry": {"kind": "wfr"}}, "geometry.kind", "for the ReLU kernel on the sphere"),
     ({"geometry": {"beta": 0.0}}, "geometry.beta", "must be > 0"),
     ({"geometry": {"alpha": -1.0}}, "geometry.alpha", "must be >= 0"),
     ({"method": {"kind": "grid"}}, "method.kind", "choose one of"),
@@ -354,7 +360,7 @@ def test_round_trip_through_toml_and_dict(tmp_path, monkeypatch):
 def test_to_dict_has_every_key_and_defaults():
     d = load_config(MODE).to_dict()
     assert list(d) == ["domain", "energy", "geometry", "target", "initial", "method", "time", "output"]
-    assert set(d["method"]) == {"kind", "n", "integrator", "summation", "tol", "placement", "seed", "dt", "modes"}
+    assert set(d["method"]) == {"kind", "n", "integrator", "summation", "tol", "placement", "seed", "dt", "modes", "batch"}
     assert set(d["time"]) == {"t_end", "rtol", "atol", "n_saves", "spacing", "t_first"}
     assert d["initial"] == {"kind": "mode", "k": 1, "amplitude": 0.5}
     assert d["method"]["dt"] is None and d["time"]["t_first"] is None

@@ -61,15 +61,12 @@ def plot_energy(ds, summary: dict, path: Path) -> Path:
 
 def _target_density(ds):
     """The target density on a fine grid from the saved config, or None (atoms, unreadable config)."""
+    from kmdflow.measures import Atoms, make_measure
+
+    config = _config(ds)
     try:
-        from kmdflow.experiments.config import load_config
-        from kmdflow.measures import Atoms, make_measure
-
-        import tomllib
-
-        config = load_config(tomllib.loads(ds.attrs["config"]))
-        target = make_measure(config.target.kind, config.target.params)
-    except Exception:  # a picture without the target is still a picture
+        target = make_measure(config.target.kind, config.target.params, config.source_dir)
+    except Exception:  # a picture without the target is still a picture (or no config)
         return None
     if isinstance(target, Atoms):
         return None
@@ -161,8 +158,26 @@ def _plot_state_nd(ds, path: Path) -> Path:
     return path
 
 
+def _config(ds):
+    """The run's config from the dataset's attributes, or None (unreadable)."""
+    try:
+        import tomllib
+
+        from kmdflow.experiments.config import load_config
+
+        return load_config(tomllib.loads(ds.attrs["config"]))
+    except Exception:  # pictures of a dataset without a usable config fall back to the torus
+        return None
+
+
 def plot_state(ds, path: Path) -> Path:
-    """``state.png``: the state picture of a run (1-D curves and trajectories, or 2-D images)."""
+    """``state.png``: the state picture of a run (1-D curves and trajectories, 2-D images, or the
+    neurons on the sphere: :mod:`kmdflow.plotting_sphere`)."""
+    config = _config(ds)
+    if config is not None and config.domain.kind == "sphere" and "positions" in ds:
+        from kmdflow.plotting_sphere import plot_sphere_state
+
+        return plot_sphere_state(ds, config, path)
     spatial = ds["density"].ndim - 1 if "density" in ds else ds.sizes["coord"]
     return _plot_state_1d(ds, path) if spatial == 1 else _plot_state_nd(ds, path)
 
@@ -186,7 +201,16 @@ def animate_run(ds, path: Path, fps: int = 8) -> Path:
         update = lambda i: artist.set_data(frames[i].T)  # noqa: E731
     else:
         pos = ds["positions"].values
-        if pos.shape[-1] == 1:  # particles on the circle: positions against their rank
+        config = _config(ds)
+        if config is not None and config.domain.kind == "sphere":
+            from kmdflow.plotting_sphere import plane_positions
+
+            plane, xlim, ylim = plane_positions(pos)
+            artist = ax.scatter(plane[0, :, 0], plane[0, :, 1], s=1.0)
+            update = lambda i: artist.set_offsets(plane[i])  # noqa: E731
+            ax.set_ylim(*ylim)
+            ax.set_xlim(*xlim)
+        elif pos.shape[-1] == 1:  # particles on the circle: positions against their rank
             rank = np.arange(pos.shape[1])
             artist = ax.scatter(np.sort(pos[0, :, 0]), rank, s=1.0)
             update = lambda i: artist.set_offsets(np.c_[np.sort(pos[i, :, 0]), rank])  # noqa: E731
@@ -195,7 +219,8 @@ def animate_run(ds, path: Path, fps: int = 8) -> Path:
             artist = ax.scatter(pos[0, :, 0], pos[0, :, 1], s=1.0)
             update = lambda i: artist.set_offsets(pos[i, :, :2])  # noqa: E731
             ax.set_ylim(0, 2 * np.pi)
-        ax.set_xlim(0, 2 * np.pi)
+        if config is None or config.domain.kind != "sphere":
+            ax.set_xlim(0, 2 * np.pi)
     title = ax.set_title(f"t = {times[0]:.3g}")
 
     def frame(i):

@@ -81,7 +81,7 @@ def predict_rate(s: float, regularity: float | None, min_density: float, uniform
 
 def fit_window(kind: str, s: float, *, n_modes: int | None = None, n_particles: int | None = None,
                regularity: float | None = None, q: float | None = None, k_low: float = 8.0,
-               k_margin: float = 8.0) -> tuple[float, float]:
+               k_margin: float = 8.0, time_scale: float = 1.0) -> tuple[float, float]:
     """Time window where the predicted law is asymptotic and not yet spoiled by the discretisation.
 
     Near a uniform target mode ``k`` decays at rate ``k^(2-2s)`` (MATH.md section 3). With
@@ -90,7 +90,9 @@ def fit_window(kind: str, s: float, *, n_modes: int | None = None, n_particles: 
     ``k*^(2s-2) = 4 (s-1) t / p``. The power law needs ``k_low <= k* <= K / k_margin`` (``K`` the
     highest resolved mode: ``n/2 - 1`` on a grid, ``N/2`` for particles). Without ``regularity``,
     ``p = 4 (s - 1)`` is used (``k* = t^(1/(2s-2))``). Exponential laws (``s = 1``) have no such
-    window: ``(0, inf)``, limited by the energy floors alone.
+    window: ``(0, inf)``, limited by the energy floors alone. ``time_scale`` stretches the window
+    for flows whose modes decay ``time_scale`` times slower, ``k^(2-2s) / time_scale`` (the ReLU
+    WFR flow on the circle: ``pi^2 / beta``).
     """
     if kind != "power" or s <= 1:
         return 0.0, np.inf
@@ -99,7 +101,7 @@ def fit_window(kind: str, s: float, *, n_modes: int | None = None, n_particles: 
         p = 4 * (s - 1)
     else:
         p = 2 * regularity + 1 - 2 * (-s if q is None else q)
-    scale = p / (4 * (s - 1))
+    scale = time_scale * p / (4 * (s - 1))
     return scale * k_low ** (2 * s - 2), scale * (k_max / k_margin) ** (2 * s - 2)
 
 

@@ -49,6 +49,9 @@ class Problem:
     n_modes: int | None = None
     n_particles: int | None = None
     notes: tuple[str, ...] = ()
+    #: how much slower than the Sobolev flow with the same ``s`` the linearised modes decay (the fit
+    #: window of :func:`kmdflow.diagnostics.rates.fit_window` is stretched by it)
+    time_scale: float = 1.0
 
 
 def _measure(spec, key: str, base_dir, dim: int):
@@ -59,27 +62,19 @@ def _measure(spec, key: str, base_dir, dim: int):
 
 
 def build_problem(config: Config) -> Problem:
-    """Build the flow described by ``config`` (torus T^d, d = 1, 2, 3, Sobolev kernel)."""
+    """Build the flow described by ``config``: the Sobolev kernel on T^d (d = 1, 2, 3), or the ReLU
+    kernel on S^d (:mod:`kmdflow.experiments.build_sphere`)."""
+    integrator = _integrator(config)
+    if config.domain.kind == "sphere":
+        from kmdflow.experiments.build_sphere import build_sphere_problem
+
+        return build_sphere_problem(config, integrator)
     kernel = SobolevKernel(config.energy.s)
     dim = config.domain.dim
     initial = _measure(config.initial, "initial", config.source_dir, dim)
     target = _measure(config.target, "target", config.source_dir, dim)
     method = config.method
-    integrator = AUTO_INTEGRATOR[method.kind] if method.integrator == "auto" else method.integrator
-    if integrator not in SCHEMES:
-        import difflib
-
-        near = difflib.get_close_matches(integrator, SCHEMES, n=1)
-        hint = f"did you mean {near[0]!r}? " if near else ""
-        raise ConfigError("method.integrator", f"unknown scheme {integrator!r}; {hint}choose one of "
-                          f"{', '.join(['auto', *SCHEMES])}")
-    if not SCHEMES[integrator].embedded and method.dt is None:
-        raise ConfigError("method.integrator", f"{integrator!r} has no error estimate; set method.dt "
-                          "or use an adaptive scheme such as 'dopri5'")
     uniform_target = config.target.kind == "uniform"
-    if method.kind == "particles" and getattr(SCHEMES[integrator], "needs_linear", False):
-        raise ConfigError("method.integrator", f"{integrator!r} is an exponential scheme for the "
-                          "spectral method; use 'dopri5' (or 'auto') with particles")
     if dim > 1:
         return _build_nd(config, kernel, initial, target, integrator)
     regularity = _regularity(initial, target)
@@ -126,6 +121,32 @@ def build_problem(config: Config) -> Problem:
                    regularity, min_density, uniform_target, floor, summation,
                    n_modes=method.n // 2 - 1 if method.kind == "spectral" else None,
                    n_particles=flow.weights.size if method.kind == "particles" else None, notes=notes)
+
+
+def _integrator(config: Config) -> str:
+    """The time scheme: ``"auto"`` resolved per domain and method, checked against the method."""
+    from kmdflow.experiments.build_sphere import AUTO_SPHERE_INTEGRATOR
+
+    method = config.method
+    auto = AUTO_SPHERE_INTEGRATOR if config.domain.kind == "sphere" else AUTO_INTEGRATOR
+    integrator = auto[method.kind] if method.integrator == "auto" else method.integrator
+    if integrator not in SCHEMES:
+        import difflib
+
+        near = difflib.get_close_matches(integrator, SCHEMES, n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise ConfigError("method.integrator", f"unknown scheme {integrator!r}; {hint}choose one of "
+                          f"{', '.join(['auto', *SCHEMES])}")
+    if not SCHEMES[integrator].embedded and method.dt is None:
+        if method.kind == "network":
+            raise ConfigError("method.dt", "a network trains with a fixed learning rate (a step in "
+                              "flow time); set method.dt, e.g. dt = 0.01")
+        raise ConfigError("method.integrator", f"{integrator!r} has no error estimate; set method.dt "
+                          "or use an adaptive scheme such as 'dopri5'")
+    if method.kind != "spectral" and getattr(SCHEMES[integrator], "needs_linear", False):
+        raise ConfigError("method.integrator", f"{integrator!r} is an exponential scheme for the "
+                          f"spectral method; use 'dopri5' (or 'auto') with {method.kind}")
+    return integrator
 
 
 def _build_nd(config: Config, kernel: SobolevKernel, initial, target, integrator: str) -> Problem:

@@ -61,6 +61,12 @@ from kmdflow.experiments.config_schema import (
     TimeConfig,
     nonempty_array,
 )
+from kmdflow.experiments.config_sphere import (
+    SPHERE_KINDS,
+    SPHERE_VALIDATORS,
+    check_sphere_method,
+    resolve_domain,
+)
 from kmdflow.experiments.config_values import (
     ConfigError,
     choice_of,
@@ -141,7 +147,8 @@ def _build(raw: object, base_dir: Path, source_dir: Path | None) -> Config:
     for name in SECTIONS:
         table = _check_mapping(name, raw.get(name, {}), f"a table [{name}]")
         sections[name] = _read_section(table, name)
-    ctx = _Context(sections["domain"]["dim"], base_dir)
+    resolve_domain(sections, raw)
+    ctx = _Context(sections["domain"]["dim"], base_dir, sections["domain"]["kind"])
     if "initial" not in raw:
         raise ConfigError("initial", "missing table; add [initial] with a kind, e.g. kind = \"mode\"")
     target, target_atoms = _read_measure(raw.get("target", {}), "target", ctx, "uniform")
@@ -157,8 +164,21 @@ def _cross_check(sections: dict, raw: Mapping, target_atoms: int | None,
                  initial_atoms: int | None) -> None:
     """Checks between tables; fills ``method.n`` from atomic initial data and the
     ``d``-dependent defaults of ``method.n`` (spectral) and ``method.placement``."""
-    method, time, dim = sections["method"], sections["time"], sections["domain"]["dim"]
+    method, dim = sections["method"], sections["domain"]["dim"]
     given = raw.get("method", {})
+    if sections["domain"]["kind"] == "sphere":
+        check_sphere_method(method, given, dim, initial_atoms)
+    else:
+        _check_torus_method(sections, given, target_atoms, initial_atoms)
+    _check_time(sections["time"])
+
+
+def _check_torus_method(sections: dict, given: Mapping, target_atoms: int | None,
+                        initial_atoms: int | None) -> None:
+    method, dim = sections["method"], sections["domain"]["dim"]
+    if method["batch"] is not None:
+        raise ConfigError("method.batch", "is the minibatch size of network training on the sphere; "
+                          "remove it", method["batch"])
     if "n" not in given and method["kind"] == "spectral":
         method["n"] = DEFAULT_SPECTRAL_N[dim]
     n = method["n"]
@@ -171,7 +191,7 @@ def _cross_check(sections: dict, raw: Mapping, target_atoms: int | None,
     if method["kind"] == "spectral":
         if initial_atoms is not None:
             raise ConfigError("initial.kind", "atoms (particle positions) cannot start the spectral "
-                              "method; set method.kind = \"particles\"", raw["initial"].get("kind"))
+                              "method; set method.kind = \"particles\"")
         if dim == 1 and (n % 2 or not 8 <= n <= MAX_SPECTRAL_N[1]):
             raise ConfigError("method.n", "the spectral grid needs an even n with 8 <= n <= 2^20 "
                               "(1048576); e.g. n = 512", n)
@@ -192,6 +212,9 @@ def _cross_check(sections: dict, raw: Mapping, target_atoms: int | None,
         what = "particles need" if method["kind"] == "particles" else "an atomic target needs"
         raise ConfigError("energy.s", f"{what} s > {dim / 2:g} in d = {dim} (the energy of a "
                           "point mass is infinite otherwise); raise s or use densities", s)
+
+
+def _check_time(time: dict) -> None:
     if time["t_first"] is not None:
         if time["spacing"] != "log":
             raise ConfigError("time.t_first", "is only used with spacing = \"log\"; remove it",
@@ -249,6 +272,7 @@ def _read_section(raw: Mapping, name: str) -> dict:
 class _Context:
     dim: int
     base_dir: Path
+    domain: str = "torus"
 
 
 def _read_measure(raw: object, key: str, ctx: _Context, default_kind: str | None,
@@ -256,17 +280,22 @@ def _read_measure(raw: object, key: str, ctx: _Context, default_kind: str | None
                   ) -> tuple[MeasureSpec, int | None]:
     """Validate a measure table; return the spec and its number of atoms (``None``: a density)."""
     raw = _check_mapping(key, raw, "a table with a kind")
+    if ctx.domain == "sphere" and ctx.dim > 1 and allowed == MEASURE_KINDS:
+        allowed = SPHERE_KINDS
     if "kind" not in raw and default_kind is None:
         raise ConfigError(f"{key}.kind", f"missing; add kind = one of {quoted(allowed)}")
     kind = raw.get("kind", default_kind)
     if isinstance(kind, str) and kind in MEASURE_KINDS and kind not in allowed:
-        raise ConfigError(f"{key}.kind", f"not allowed here; choose one of {quoted(allowed)}", kind)
+        where = f"on S^{ctx.dim}" if allowed == SPHERE_KINDS else "here"
+        raise ConfigError(f"{key}.kind", f"not allowed {where}; choose one of {quoted(allowed)}", kind)
     kind = choice_of(allowed)(f"{key}.kind", kind)
     schema = MEASURE_KEYS[kind]
     _check_known(raw, key, ["kind", *extra, *schema], owners_in="kinds")
     params: dict[str, Any] = {}
     for name, (default, validate) in schema.items():
         dotted = f"{key}.{name}"
+        if ctx.domain == "sphere":
+            validate = SPHERE_VALIDATORS.get((kind, name), validate)
         per_dim = isinstance(validate, PerDim)
         if name not in raw:
             if default is REQUIRED:
@@ -314,6 +343,8 @@ def _measure_checks(kind: str, params: dict, key: str, ctx: _Context) -> int | N
     if kind == "particles":
         positions, weights = params["positions"], params["weights"]
         for i, point in enumerate(positions):
+            if ctx.domain == "sphere":  # vectors are normalised, angles taken mod 2 pi
+                break
             coords = point if isinstance(point, tuple) else (point,)
             if not all(0.0 <= c < 2 * math.pi for c in coords):
                 raise ConfigError(f"{key}.positions[{i}]", "lies outside the torus [0, 2 pi)^d; give "
@@ -324,7 +355,8 @@ def _measure_checks(kind: str, params: dict, key: str, ctx: _Context) -> int | N
         return len(positions)
     if kind == "file":
         params["path"] = str(existing_file(f"{key}.path", params["path"], ctx.base_dir))
-        content, size = describe_file(Path(params["path"]), ctx.dim, key=f"{key}.path")
+        coords = ctx.dim + 1 if ctx.domain == "sphere" else ctx.dim
+        content, size = describe_file(Path(params["path"]), ctx.dim, key=f"{key}.path", coords=coords)
         if params["weights_path"] is not None:
             wkey = f"{key}.weights_path"
             params["weights_path"] = str(existing_file(wkey, params["weights_path"], ctx.base_dir))

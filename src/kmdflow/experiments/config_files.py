@@ -34,7 +34,8 @@ def existing_file(key: str, value: str, base_dir: Path) -> Path:
     return path
 
 
-def describe_file(path: Path, dim: int = 1, key: str = "path") -> tuple[str, int]:
+def describe_file(path: Path, dim: int = 1, key: str = "path", coords: int | None = None
+                  ) -> tuple[str, int]:
     """Say what a measure file holds, checking it can serve as one.
 
     Parameters
@@ -43,9 +44,11 @@ def describe_file(path: Path, dim: int = 1, key: str = "path") -> tuple[str, int
         A ``.npy`` array (grid density values of shape ``(n,)*dim``, or particle positions of
         shape ``(N, dim)``) or a previous run's ``result.nc`` (its last snapshot).
     dim : int
-        Dimension of the torus.
+        Dimension of the torus (or sphere).
     key : str
         Dotted key reported in errors.
+    coords : int, optional
+        Coordinates of a position: ``dim`` on the torus (default), ``dim + 1`` on the sphere.
 
     Returns
     -------
@@ -57,9 +60,10 @@ def describe_file(path: Path, dim: int = 1, key: str = "path") -> tuple[str, int
     ConfigError
         Unreadable file, wrong shape or dtype, non-finite values, a negative or zero density.
     """
+    coords = dim if coords is None else coords
     suffix = path.suffix.lower()
     if suffix in RESULT_SUFFIXES:
-        return _describe_result_file(path, key, dim)
+        return _describe_result_file(path, key, dim, coords)
     if suffix != ".npy":
         raise ConfigError(key, f"{path.name} is neither a .npy array nor a result.nc file "
                           f"({', '.join(RESULT_SUFFIXES)})", str(path))
@@ -68,7 +72,7 @@ def describe_file(path: Path, dim: int = 1, key: str = "path") -> tuple[str, int
     values = _open_npy(key, path)
     if values.dtype.kind not in "fiu":
         raise ConfigError(key, f"holds dtype {values.dtype}; expected real numbers", str(path))
-    if values.ndim == 2 and values.shape[1] == dim and values.shape[0] >= 1:
+    if values.ndim == 2 and values.shape[1] == coords and values.shape[0] >= 1:
         if not np.isfinite(values).all():
             raise ConfigError(key, "particle positions must be finite", str(path))
         return "positions", int(values.shape[0])
@@ -77,10 +81,10 @@ def describe_file(path: Path, dim: int = 1, key: str = "path") -> tuple[str, int
             raise ConfigError(key, "density values must be finite and >= 0 with positive mass", str(path))
         return "density", int(values.shape[0])
     raise ConfigError(key, f"has shape {values.shape}; expected a density of shape (n,)*{dim} or "
-                      f"particle positions of shape (N, {dim})", str(path))
+                      f"particle positions of shape (N, {coords})", str(path))
 
 
-def _describe_result_file(path: Path, key: str, dim: int) -> tuple[str, int]:
+def _describe_result_file(path: Path, key: str, dim: int, coords: int) -> tuple[str, int]:
     try:
         import xarray
 
@@ -91,9 +95,9 @@ def _describe_result_file(path: Path, key: str, dim: int) -> tuple[str, int]:
         raise ConfigError(key, f"cannot be read as a result.nc file ({type(err).__name__}: {err})",
                           str(path)) from None
     if "positions" in shapes and len(shapes["positions"]) == 3:
-        if shapes["positions"][2] != dim:
+        if shapes["positions"][2] != coords:
             raise ConfigError(key, f"holds positions with {shapes['positions'][2]} coordinates; "
-                              f"d = {dim} needs {dim} (set domain.dim to match the run)", str(path))
+                              f"d = {dim} needs {coords} (set domain to match the run)", str(path))
         return "positions", int(shapes["positions"][1])
     if "density" in shapes and len(shapes["density"]) >= 2:
         spatial = [a for a in axes["density"] if a != "snapshot_time"]

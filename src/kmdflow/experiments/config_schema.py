@@ -58,7 +58,7 @@ MAX_PERTURBATION_MODES = {1: 100_000, 2: 512, 3: 64}
 
 @dataclass(frozen=True)
 class DomainConfig:
-    """``[domain]``: ``kind`` ("torus"), ``dim`` (1)."""
+    """``[domain]``: ``kind`` ("torus" or "sphere"), ``dim`` (1; ``T^1..T^3``, ``S^1..S^8``)."""
 
     kind: str = "torus"
     dim: int = 1
@@ -66,7 +66,11 @@ class DomainConfig:
 
 @dataclass(frozen=True)
 class EnergyConfig:
-    """``[energy]``: ``kernel`` ("sobolev"), ``s`` (> 0; the paper's theory needs s >= 1)."""
+    """``[energy]``: ``kernel`` ("sobolev" or "relu"), ``s`` (> 0; the paper's theory needs s >= 1).
+
+    With ``kernel = "relu"`` the resolved ``s`` is ``(d + 3) / 2``, the Sobolev exponent the ReLU
+    kernel on ``S^d`` behaves like (MATH.md section 6).
+    """
 
     kernel: str = "sobolev"
     s: float = 2.0
@@ -74,7 +78,11 @@ class EnergyConfig:
 
 @dataclass(frozen=True)
 class GeometryConfig:
-    """``[geometry]``: ``kind`` ("wasserstein"), ``alpha``, ``beta`` (MATH.md section 6)."""
+    """``[geometry]``: ``kind``, ``alpha``, ``beta`` (MATH.md section 6).
+
+    The default ``kind`` is "wasserstein" on the torus and "wfr" on the sphere (the network case);
+    ``alpha`` and ``beta`` are read only by "wfr" (the Wasserstein flow is ``alpha = 0``).
+    """
 
     kind: str = "wasserstein"
     alpha: float = 2.0
@@ -83,7 +91,11 @@ class GeometryConfig:
 
 @dataclass(frozen=True)
 class MethodConfig:
-    """``[method]``: discretisation (``kind``, ``n``), time scheme, particle sums, fixed ``dt``."""
+    """``[method]``: discretisation (``kind``, ``n``), time scheme, particle sums, fixed ``dt``.
+
+    ``kind = "network"`` (sphere only) trains a width-``n`` two-layer ReLU network by gradient
+    descent with learning rate ``dt`` (in flow time), or by minibatch SGD when ``batch`` is set.
+    """
 
     kind: str = "spectral"
     n: int = 512
@@ -94,6 +106,7 @@ class MethodConfig:
     seed: int = 0
     dt: float | None = None
     modes: int | None = None
+    batch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -221,21 +234,20 @@ class Config:
 #: The validator of every key of the plain tables: ``(dotted key, raw value) -> value``.
 SECTION_VALIDATORS: dict[str, dict[str, Callable]] = {
     "domain": {
-        "kind": choice_of(("torus",), {"sphere": "the sphere comes in a later issue"}),
+        "kind": choice_of(("torus", "sphere")),
         "dim": domain_dim,
     },
     "energy": {
-        "kernel": choice_of(("sobolev",), {"relu": "the ReLU kernel comes in a later issue"}),
+        "kernel": choice_of(("sobolev", "relu")),
         "s": number_in(gt=0, fix="use a positive Sobolev exponent, e.g. s = 2.0"),
     },
     "geometry": {
-        "kind": choice_of(("wasserstein",),
-                          {"wfr": "Wasserstein-Fisher-Rao comes in a later issue"}),
+        "kind": choice_of(("wasserstein", "wfr")),
         "alpha": number_in(ge=0),
         "beta": number_in(gt=0),
     },
     "method": {
-        "kind": choice_of(("spectral", "particles")),
+        "kind": choice_of(("spectral", "particles", "network")),
         "n": integer_in(ge=1),
         "integrator": nonempty_string,
         "summation": choice_of(("auto", "sorted", "nufft", "direct")),
@@ -244,6 +256,8 @@ SECTION_VALIDATORS: dict[str, dict[str, Callable]] = {
         "seed": integer_in(ge=0),
         "dt": optional(number_in(gt=0, fix="or leave dt out for adaptive steps")),
         "modes": optional(integer_in(ge=2, le=4096, fix="or leave modes out for the default")),
+        "batch": optional(integer_in(ge=1, le=10**7, fix="or leave batch out for population "
+                                     "gradient descent")),
     },
     "time": {
         "t_end": number_in(gt=0, fix="set a positive end time"),

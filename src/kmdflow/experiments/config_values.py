@@ -209,8 +209,15 @@ def optional(validate):
     return lambda key, value: None if value is None else validate(key, value)
 
 
+#: The largest sphere dimension ``d`` of ``S^d`` a config may ask for.
+MAX_SPHERE_DIM = 8
+
+
 def domain_dim(key: str, value: object) -> int:
+    """``domain.dim``: 1, 2 or 3 on the torus, up to :data:`MAX_SPHERE_DIM` on the sphere (the
+    torus limit is checked once ``domain.kind`` is known)."""
     dim = as_int(key, value)
-    if dim not in (1, 2, 3):
-        raise ConfigError(key, "dim must be 1, 2 or 3 (the torus T^1, T^2 or T^3)", value)
+    if not 1 <= dim <= MAX_SPHERE_DIM:
+        raise ConfigError(key, f"dim must be 1, 2 or 3 on the torus (T^1, T^2, T^3) and 1 .. "
+                          f"{MAX_SPHERE_DIM} on the sphere (S^d)", value)
     return dim

@@ -1,4 +1,7 @@
-"""``kmdflow reproduce``: the d = 1 experiment suite (E1..E6 of issue 3) with a report.
+"""``kmdflow reproduce``: the d = 1 experiment suite with a report.
+
+E1..E6: the Sobolev flows on the circle (MATH.md section 5); E7: the ReLU network on the circle
+(MATH.md section 6, :mod:`kmdflow.experiments.reproduce_network`).
 
 Each experiment runs ordinary configs through :func:`kmdflow.experiments.run.run_config` into its own
 run directories, then compares the measured rates with MATH.md section 5 and draws the figures.
@@ -15,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from kmdflow.experiments.report import Section, write_report
+from kmdflow.experiments.reproduce_network import e7_relu_network
 from kmdflow.experiments.run import run_config
 from kmdflow.io import write_json
 from kmdflow.plotting import pyplot as _pyplot
@@ -360,6 +364,7 @@ EXPERIMENTS = {
     "E4": e4_sobolev_norms,
     "E5": e5_pde_vs_particles,
     "E6": e6_patch_with_vacuum,
+    "E7": e7_relu_network,
 }
 
 
@@ -382,7 +387,7 @@ def reproduce(out: Path, quick: bool = False, only: list[str] | None = None) -> 
         section.paragraphs.append(f"Wall time: {time.perf_counter() - t0:.1f} s.")
         sections.append(section)
     write_json({sec.key: {"title": sec.title, "table": sec.table} for sec in sections}, out / "results.json")
-    intro = (f"kmdflow reproduce{' --quick' if quick else ''}: the d = 1 experiments of issue 3 against "
-             f"MATH.md section 5. Total wall time {time.perf_counter() - start:.0f} s. Each experiment's "
+    intro = (f"kmdflow reproduce{' --quick' if quick else ''}: the d = 1 experiments against MATH.md "
+             f"sections 5 (E1-E6, Sobolev flows) and 6 (E7, ReLU network). Total wall time {time.perf_counter() - start:.0f} s. Each experiment's "
              "run directories hold result.nc, summary.json and pictures; results.json holds the tables.")
     return write_report(out, "kmdflow: convergence of KMD Wasserstein flows on the circle", intro, sections)

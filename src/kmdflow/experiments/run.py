@@ -136,16 +136,16 @@ class _StopOnSignal:
 
 def make_summary(problem: Problem, traj) -> dict:
     """The content of ``summary.json``."""
-    predicted = predict_rate(problem.kernel.s, problem.regularity, problem.min_density, problem.uniform_target)
-    window = fit_window(predicted.kind, problem.kernel.s, n_modes=problem.n_modes,
-                        n_particles=problem.n_particles, regularity=problem.regularity)
+    s = problem.config.energy.s
+    predicted = predict_rate(s, problem.regularity, problem.min_density, problem.uniform_target)
+    window = fit_window(predicted.kind, s, n_modes=problem.n_modes, n_particles=problem.n_particles,
+                        regularity=problem.regularity, time_scale=problem.time_scale)
     fitted = fit_rate(np.asarray(traj.times), np.asarray(traj.series["energy"]), predicted.kind, problem.floor,
                       window)
     cfg = problem.config
     return {
         "status": traj.status,
-        "title": f"{cfg.method.kind}, s = {cfg.energy.s:g}, initial {cfg.initial.kind}, "
-                 f"target {cfg.target.kind}, n = {cfg.method.n}",
+        "title": _title(cfg),
         "predicted_rate": predicted.to_dict(),
         "fitted_rate": fitted.to_dict(),
         "floor": problem.floor,
@@ -161,6 +161,16 @@ def make_summary(problem: Problem, traj) -> dict:
         "config_hash": cfg.hash(),
         "notes": list(problem.notes),
     }
+
+
+def _title(cfg: Config) -> str:
+    """One line naming the run (the energy picture's title)."""
+    if cfg.domain.kind == "sphere":
+        geometry = "WFR" if cfg.geometry.kind == "wfr" else "Wasserstein"
+        return (f"{cfg.method.kind} on S^{cfg.domain.dim}, ReLU kernel ({geometry}, s = {cfg.energy.s:g}), "
+                f"initial {cfg.initial.kind}, teacher {cfg.target.kind}, n = {cfg.method.n}")
+    return (f"{cfg.method.kind}, s = {cfg.energy.s:g}, initial {cfg.initial.kind}, "
+            f"target {cfg.target.kind}, n = {cfg.method.n}")
 
 
 def _attributes(problem: Problem, traj, summary: dict) -> dict:

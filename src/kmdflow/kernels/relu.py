@@ -224,10 +224,13 @@ class ZonalMeasure:
 
     def output(self, inputs) -> np.ndarray:
         """Network output ``f_nu(x) = \\int relu(theta . x) dnu(theta)`` at unit ``inputs (B, d+1)``."""
-        x = np.asarray(inputs, dtype=float)
-        r = self.kernel.relu_coefficients(self.density_coefficients.size - 1)
-        t = np.clip(x @ self.direction, -1.0, 1.0)
-        return self.mass * sphere.zonal_series(r * self.density_coefficients, self.kernel.dim, t)
+        t = np.clip(np.asarray(inputs, dtype=float) @ self.direction, -1.0, 1.0)
+        return self.mass * sphere.zonal_series(self._output_coefficients, self.kernel.dim, t)
+
+    @cached_property
+    def _output_coefficients(self) -> np.ndarray:
+        """``r_l p_l``: the network output's Funk--Hecke coefficients (quadrature, computed once)."""
+        return self.kernel.relu_coefficients(self.density_coefficients.size - 1) * self.density_coefficients
 
 
 @dataclass(frozen=True, eq=False)
@@ -280,8 +283,12 @@ class CircleSeriesMeasure:
 
     def output(self, inputs) -> np.ndarray:
         """Network output ``f_nu(x)`` at unit ``inputs (B, 2)``."""
-        rho = self.kernel.relu_coefficients(self.coefficients.size - 1)
-        return torus.fourier_series(rho * self.coefficients, sphere.points_to_angles(inputs))
+        return torus.fourier_series(self._output_hat, sphere.points_to_angles(inputs))
+
+    @cached_property
+    def _output_hat(self) -> np.ndarray:
+        """``r_l nu_hat(l)``: the network output's Fourier coefficients (computed once)."""
+        return self.kernel.relu_coefficients(self.coefficients.size - 1) * self.coefficients
 
 
 def population_loss(kernel: ReluKernel, positions, weights, target=None) -> float:

@@ -1,0 +1,125 @@
+r"""A finite-width two-layer ReLU network trained on its population loss, as a flow for the driver.
+
+The state is the parameters ``y = concat(a (m,), w.ravel() (m (d+1),))`` of
+``f(x) = (1/m) sum_j a_j relu(w_j . x)`` (:mod:`kmdflow.network`), and
+
+.. math::
+
+    \frac{dy}{dt} = -m\, \nabla_{(a, w)} L,
+
+the gradient flow with time scaled by ``m``. The explicit Euler scheme with step ``dt`` is then
+exactly gradient descent with learning rate ``dt`` (:func:`kmdflow.network.gradient_descent`), and
+with ``batch`` set the gradient is that of a fresh minibatch of inputs drawn uniformly on ``S^d`` from
+a generator seeded by ``(seed, step)``, ``step = round(t / dt)``: minibatch SGD, reproducible and
+exactly resumable from a checkpoint. From a balanced start (``a_j = |w_j|``) the measure of the
+network (``theta_j = w_j / |w_j|``, masses ``a_j |w_j| / m``) follows the WFR flow with
+``alpha = 2, beta = 1`` (:mod:`kmdflow.flows.wfr`) up to ``O(dt)``.
+
+Diagnostics (population quantities, closed-form kernel, no sampling)
+    ``energy`` ``L``; ``dissipation`` ``m |grad L|^2 = -dL/dt`` along the gradient flow,
+    ``= (1/m) sum_j (|w_j|^2 V_j^2 + a_j^2 (V_j^2 + |grad_S V_j|^2))``; ``mass`` of the measure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kmdflow.domains import sphere
+from kmdflow.flows.wfr import signed_potential
+from kmdflow.kernels.relu import ReluKernel
+from kmdflow.network import ShallowNetwork, minibatch_gradient
+
+__all__ = ["NetworkFlow"]
+
+
+class NetworkFlow:
+    """Training of a :class:`~kmdflow.network.ShallowNetwork` (module docstring).
+
+    Parameters
+    ----------
+    kernel : ReluKernel
+    network : ShallowNetwork
+        The start.
+    target : None, AtomMeasure, ZonalMeasure or CircleSeriesMeasure
+        The teacher.
+    summation : {"auto", "sorted", "dense"}
+        Potential sums of the population gradient (:mod:`kmdflow.summation.relu`).
+    batch : int, optional
+        Minibatch size: SGD on sampled inputs instead of the population gradient.
+    dt : float, optional
+        The step (learning rate); needed with ``batch`` to number the steps.
+    seed : int
+        Seed of the minibatches.
+    """
+
+    representation = "particles"
+    error_norm = "normwise"
+
+    def __init__(self, kernel: ReluKernel, network: ShallowNetwork, target=None, *, summation: str = "auto",
+                 batch: int | None = None, dt: float | None = None, seed: int = 0):
+        if network.dim != kernel.dim:
+            raise ValueError(f"the network's inputs live on S^{network.dim} but the kernel on S^{kernel.dim}")
+        if batch is not None and not (dt is not None and dt > 0):
+            raise ValueError("minibatch SGD numbers its steps by t / dt: pass the fixed step dt")
+        self.kernel, self.target, self.summation = kernel, target, summation
+        self.batch, self.dt, self.seed = batch, dt, int(seed)
+        self.width = network.width
+        self.shape = network.inner.shape
+        self._y0 = np.concatenate([network.outer, network.inner.ravel()])
+
+    def initial_state(self) -> np.ndarray:
+        return self._y0.copy()
+
+    def network(self, y: np.ndarray) -> ShallowNetwork:
+        """The network of a state."""
+        return ShallowNetwork(y[: self.width], y[self.width:].reshape(self.shape))
+
+    def _population(self, y: np.ndarray):
+        """Potential ``V (m,)``, ``grad_S V (m, d+1)`` at the neurons, measure, and gradients."""
+        net = self.network(y)
+        theta, weights = net.measure()
+        values, grad = signed_potential(self.kernel, theta, weights, self.target, summation=self.summation)
+        radius = np.linalg.norm(net.inner, axis=1)
+        grad_a = radius * values / self.width
+        grad_w = net.outer[:, None] * (values[:, None] * theta + grad) / self.width
+        return net, theta, weights, values, grad_a, grad_w
+
+    def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        """``-m grad L`` (population, or a minibatch estimate when ``batch`` is set)."""
+        if self.batch is None:
+            _, _, _, _, grad_a, grad_w = self._population(y)
+        else:
+            step = int(round(t / self.dt))
+            rng = np.random.default_rng([self.seed, step])
+            net = self.network(y)
+            inputs = sphere.sample_uniform(self.batch, self.kernel.dim, rng)
+            grad_a, grad_w, _ = minibatch_gradient(net, self.target, inputs)
+        return -self.width * np.concatenate([grad_a, grad_w.ravel()])
+
+    def energy(self, y: np.ndarray) -> float:
+        """The population loss ``L`` (closed form)."""
+        return self.diagnostics(y)["energy"]
+
+    def diagnostics(self, y: np.ndarray) -> dict[str, float]:
+        """``energy`` (population loss), ``dissipation`` (``m |grad L|^2``), ``mass``."""
+        _, theta, weights, values, grad_a, grad_w = self._population(y)
+        loss = 0.5 * weights @ values + self._target_term(theta, weights)
+        dissipation = self.width * (grad_a @ grad_a + np.sum(grad_w * grad_w))
+        return {"energy": float(loss), "dissipation": float(dissipation), "mass": float(weights.sum())}
+
+    def _target_term(self, theta: np.ndarray, weights: np.ndarray) -> float:
+        r"""``L - 1/2 sum_j m_j V(theta_j) = -1/2 <nu, mu - nu>_k`` (see :meth:`WFRParticleFlow.energy`)."""
+        if self.target is None:
+            return 0.0
+        if hasattr(self.target, "self_energy"):
+            v_nu = self.target.potential(theta)[0]
+            return 0.5 * (self.target.self_energy - weights @ v_nu)
+        # atoms: -1/2 sum_l u_l V(y_l), V = potential of mu - nu at the teacher neurons
+        v_at_target = signed_potential(self.kernel, theta, weights, self.target, at_target=True,
+                                       summation=self.summation)[2]
+        return -0.5 * self.target.weights @ v_at_target
+
+    def snapshot(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        """The network's measure: ``positions (m, d+1)`` unit vectors, ``weights (m,)``."""
+        theta, weights = self.network(y).measure()
+        return {"positions": theta, "weights": weights}
