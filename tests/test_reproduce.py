@@ -93,3 +93,19 @@ def test_e5_particles_converge_to_the_pde(quick):
         assert abs(np.polyfit(np.log(n), np.log(w2), 1)[0] + 1.0) < 0.1
         assert np.all(np.diff(energy) < 0)
         assert energy[-1] < 0.02
+
+
+def test_e7_network_on_the_circle(quick):
+    """Particles vs spectral within 1% (issue 5), GD within O(lr), SGD within its noise, and the
+    loss exponents within 5% of -(r* + 2) (quick resolution)."""
+    rows = {row["run"]: row for row in quick[1]["E7"]["table"]}
+    particles = next(row for name, row in rows.items() if name.startswith("particles"))
+    assert particles["measured"] < 0.01
+    gd = next(row for name, row in rows.items() if name.startswith("GD"))
+    assert 1e-5 < gd["measured"] < 0.05
+    sgd = next(row for name, row in rows.items() if name.startswith("SGD"))
+    assert sgd["measured"] < 0.05
+    rates = [row for name, row in rows.items() if name.startswith("spectral")]
+    assert len(rates) == 3
+    for row in rates:
+        assert row["within tolerance"] and row["relative error"] <= 0.05, row

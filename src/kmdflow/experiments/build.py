@@ -106,15 +106,17 @@ def build_problem(config: Config) -> Problem:
             target_term = None
         else:
             target_term = TargetSeries(kernel.multiplier, target.fourier(TARGET_MODES), method.tol)
-            # E = E(mu, 1) - <mu - 1, nu - 1> + E(nu, 1) cancels terms of size E(nu, 1): below
-            # about 1e3 eps E(nu, 1) the energy is round-off, so fits stop there too
-            floor = max(floor, 1e3 * np.finfo(float).eps * target_term.self_energy)
         try:
             flow = ParticleFlow1D(kernel, atoms.positions, atoms.weights, target_term, method.summation,
                                   method.tol)
         except ValueError as err:
             raise ConfigError("method.summation", str(err)) from None
         summation = flow.summation
+        if isinstance(target_term, TargetSeries) and not (summation == "nufft" and not kernel.is_integer):
+            # E = E(mu, 1) - <mu - 1, nu - 1> + E(nu, 1) cancels terms of size E(nu, 1): below
+            # about 1e3 eps E(nu, 1) the energy is round-off, so fits stop there too (the NUFFT
+            # energy of non-integer s sums |mu_hat - nu_hat|^2 directly and has no such floor)
+            floor = max(floor, 1e3 * np.finfo(float).eps * target_term.self_energy)
     times = save_times(config.time.t_end, config.time.n_saves, config.time.spacing, config.time.t_first)
     return Problem(config, kernel, flow, integrator, times,
                    snapshot_indices(config.time.n_saves, config.output.snapshots),
