@@ -243,11 +243,14 @@ def _print_summary(cfg: Config, path: Path) -> None:
         ("config", f"{path} (sha256 {cfg.hash()[:12]})"),
         ("domain", f"{cfg.domain.kind}, d = {cfg.domain.dim}"),
         ("energy", f"{cfg.energy.kernel}, s = {cfg.energy.s:g}"),
-        ("geometry", cfg.geometry.kind),
+        ("geometry", cfg.geometry.kind + (f", alpha = {cfg.geometry.alpha:g}, beta = {cfg.geometry.beta:g}"
+                                          if cfg.geometry.kind == "wfr" else "")),
         ("target", _describe_measure(cfg.target)),
         ("initial", _describe_measure(cfg.initial)),
         ("method", f"{method.kind}, n = {method.n}, integrator {method.integrator}"
-                   + (f", summation {method.summation}" if method.kind == "particles" else "")),
+                   + (f", summation {method.summation}" if method.kind == "particles" else "")
+                   + (f", minibatch SGD (batch {method.batch})" if method.batch else
+                      ", population gradient descent" if method.kind == "network" else "")),
         ("time", f"t_end = {time.t_end:g}, {step}, {time.n_saves} saves ({spacing})"),
         ("output", f"{cfg.output.snapshots} snapshots, checkpoint every {cfg.output.checkpoint_every:g} s"),
     ]
