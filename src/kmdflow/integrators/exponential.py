@@ -52,7 +52,10 @@ Error estimate of ``etdrk43``: embedded, first same as last
     steps (accepted) checked against the exponential Simpson rule through ``N`` evaluated on
     them at ``t``, ``t + h/2`` and ``t + h`` (ETDRK4's own final weights with accurate stage
     values), an estimate that does see the quadrature error; without it a decaying Bernoulli
-    problem ended 1e37 off. Use ``etdrk43`` where the forcing varies smoothly over a step, as in
+    problem ended 1e37 off. It is also blind to forcing that depends on ``t`` alone: when ``N``
+    does not depend on ``y``, ``N_c`` and ``N_new`` coincide and the estimate is zero (for
+    ``y' = -0.1 y + cos t`` to ``t = 50`` at ``rtol = 1e-8`` it took 16 steps and ended 6 off;
+    ``etdrk4``: 373 steps, 5e-10). Use ``etdrk43`` where the forcing varies smoothly over a step, as in
     the spectral flows (``kmdflow bench``: energies within 3e-8 of a converged reference at
     ``rtol = 1e-8``, closer than ``etdrk4``'s 2e-7); ``etdrk4`` stays the robust choice.
 
