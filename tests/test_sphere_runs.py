@@ -31,6 +31,18 @@ def test_sphere_defaults_are_the_network_case(dim):
     assert load_config(config.to_dict()) == config and load_config(config.to_dict()).hash() == config.hash()
 
 
+def test_circle_von_mises_direction_is_its_angle():
+    """On the circle loc may be a 2-vector: the same run as its angle (stored resolved)."""
+    runs = []
+    for loc in ([0.0, 2.0], 0.5 * np.pi):
+        cfg = circle({"kind": "particles", "n": 64}, initial={"kind": "von_mises", "loc": loc, "kappa": 1.5})
+        assert load_config(cfg).initial.params["loc"] == pytest.approx(0.5 * np.pi)
+        runs.append(run_config(cfg)["energy"].values)
+    assert np.array_equal(*runs)
+    summary = build_problem(load_config(circle({"kind": "particles", "n": 8}))).summation
+    assert summary == "sorted"
+
+
 BAD_SPHERE = [
     ({"method": {"kind": "spectral"}, "domain": {"kind": "sphere", "dim": 2}}, "method.kind", "circle"),
     ({"method": {"kind": "particles", "placement": "sobol"}}, "method.placement", "quantile"),
@@ -207,10 +219,12 @@ def test_s3_von_mises_fisher_teacher_and_file_input(tmp_path):
                      "weights_path": str(tmp_path / "weights.npy")}):
         again = run_config({**cfg, "initial": initial, "method": {"kind": "particles"}})
         assert again["energy"].values[0] == pytest.approx(ds["energy"].values[-1], rel=1e-12)
-    with pytest.raises(ConfigError) as err:
-        load_config({**cfg, "domain": {"kind": "sphere", "dim": 2}, "target": {"kind": "uniform"},
-                     "initial": {"kind": "file", "path": str(tmp_path / "points.npy")}})
-    assert err.value.key == "initial.path"
+    np.save(tmp_path / "grid.npy", np.ones((8, 8)))
+    for name in ("points.npy", "grid.npy"):  # (N, 4) vectors on S^2; grid values on any S^d, d >= 2
+        with pytest.raises(ConfigError) as err:
+            load_config({**cfg, "domain": {"kind": "sphere", "dim": 2}, "target": {"kind": "uniform"},
+                         "initial": {"kind": "file", "path": str(tmp_path / name)}})
+        assert err.value.key == "initial.path"
 
 
 def test_sphere_pictures_are_drawn(tmp_path):

@@ -72,7 +72,9 @@ def build_sphere_problem(config: Config, integrator: str) -> Problem:
     initial = _measure(config.initial, "initial", config.source_dir, dim)
     target = _measure(config.target, "target", config.source_dir, dim)
     alpha, beta = (geometry.alpha, geometry.beta) if geometry.kind == "wfr" else (0.0, 1.0)
-    summation = {"direct": "dense"}.get(method.summation, method.summation)
+    # the sums of kmdflow.summation.relu: "sorted" on the circle, "dense" blocks on S^d
+    summation = {"direct": "dense", "auto": "sorted" if dim == 1 else "dense"}.get(method.summation,
+                                                                                   method.summation)
     n_modes = n_particles = None
     if method.kind == "spectral":
         if isinstance(target, SphereAtoms):

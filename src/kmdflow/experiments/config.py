@@ -357,6 +357,9 @@ def _measure_checks(kind: str, params: dict, key: str, ctx: _Context) -> int | N
         params["path"] = str(existing_file(f"{key}.path", params["path"], ctx.base_dir))
         coords = ctx.dim + 1 if ctx.domain == "sphere" else ctx.dim
         content, size = describe_file(Path(params["path"]), ctx.dim, key=f"{key}.path", coords=coords)
+        if ctx.domain == "sphere" and ctx.dim > 1 and content == "density":
+            raise ConfigError(f"{key}.path", f"holds grid values; on S^{ctx.dim} a file holds unit "
+                              f"vectors of shape (N, {coords}) (or a sphere run's result.nc)", params["path"])
         if params["weights_path"] is not None:
             wkey = f"{key}.weights_path"
             params["weights_path"] = str(existing_file(wkey, params["weights_path"], ctx.base_dir))

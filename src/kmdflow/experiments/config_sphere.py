@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from kmdflow.experiments.config_schema import PerDim, nonempty_array
@@ -47,10 +48,12 @@ def _vector(key: str, value: object, dim: int) -> tuple[float, ...]:
 
 
 def sphere_loc(key: str, value: object, dim: int = 1):
-    """``von_mises.loc`` on the sphere: an angle on the circle, a direction on ``S^d`` (``d >= 2``)."""
+    """``von_mises.loc`` on the sphere: a direction on ``S^d``; on the circle also an angle, and a
+    direction there is stored as its angle in ``[0, 2 pi)``."""
     if dim == 1 and not isinstance(value, (list, tuple)):
         return as_float(key, value, "an angle or a vector of 2 numbers")
-    return _vector(key, value, dim)
+    vector = _vector(key, value, dim)
+    return math.atan2(vector[1], vector[0]) % (2 * math.pi) if dim == 1 else vector
 
 
 def sphere_positions(key: str, value: object, dim: int = 1) -> tuple:
