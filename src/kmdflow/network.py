@@ -28,8 +28,8 @@ from kmdflow.domains import sphere
 from kmdflow.flows.wfr import signed_potential
 from kmdflow.kernels.relu import ReluKernel, population_loss
 
-__all__ = ["ShallowNetwork", "gradient_descent", "minibatch_gradient", "minibatch_sgd",
-           "network_loss", "population_gradient"]
+__all__ = ["ShallowNetwork", "gradient_descent", "gradient_from_potential", "minibatch_gradient",
+           "minibatch_sgd", "network_loss", "population_gradient"]
 
 
 @dataclass(frozen=True)
@@ -103,11 +103,16 @@ def population_gradient(kernel: ReluKernel, network: ShallowNetwork, target=None
     """``(dL/da (m,), dL/dw (m, d+1))`` of the population loss, exactly (module docstring)."""
     theta, weights = network.measure()
     values, grad = signed_potential(kernel, theta, weights, target, summation=summation)
+    return gradient_from_potential(network, theta, values, grad)
+
+
+def gradient_from_potential(network: ShallowNetwork, theta: np.ndarray, values: np.ndarray,
+                            grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(dL/da (m,), dL/dw (m, d+1))`` from ``V (m,)`` and ``grad_S V (m, d+1)`` at the neurons'
+    directions ``theta (m, d+1)`` (module docstring)."""
     radius = np.linalg.norm(network.inner, axis=1)
     m = network.width
-    grad_a = radius * values / m
-    grad_w = network.outer[:, None] * (values[:, None] * theta + grad) / m
-    return grad_a, grad_w
+    return radius * values / m, network.outer[:, None] * (values[:, None] * theta + grad) / m
 
 
 def minibatch_gradient(network: ShallowNetwork, target, inputs) -> tuple[np.ndarray, np.ndarray, float]:

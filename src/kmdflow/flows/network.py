@@ -27,7 +27,7 @@ import numpy as np
 from kmdflow.domains import sphere
 from kmdflow.flows.wfr import signed_potential
 from kmdflow.kernels.relu import ReluKernel
-from kmdflow.network import ShallowNetwork, minibatch_gradient
+from kmdflow.network import ShallowNetwork, gradient_from_potential, minibatch_gradient
 
 __all__ = ["NetworkFlow"]
 
@@ -75,25 +75,21 @@ class NetworkFlow:
         return ShallowNetwork(y[: self.width], y[self.width:].reshape(self.shape))
 
     def _population(self, y: np.ndarray):
-        """Potential ``V (m,)``, ``grad_S V (m, d+1)`` at the neurons, measure, and gradients."""
+        """The measure ``theta (m, d+1)``, ``weights (m,)``, the potential ``V (m,)`` at the neurons
+        and the population gradients ``dL/da (m,)``, ``dL/dw (m, d+1)``."""
         net = self.network(y)
         theta, weights = net.measure()
         values, grad = signed_potential(self.kernel, theta, weights, self.target, summation=self.summation)
-        radius = np.linalg.norm(net.inner, axis=1)
-        grad_a = radius * values / self.width
-        grad_w = net.outer[:, None] * (values[:, None] * theta + grad) / self.width
-        return net, theta, weights, values, grad_a, grad_w
+        return (theta, weights, values, *gradient_from_potential(net, theta, values, grad))
 
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         """``-m grad L`` (population, or a minibatch estimate when ``batch`` is set)."""
         if self.batch is None:
-            _, _, _, _, grad_a, grad_w = self._population(y)
+            grad_a, grad_w = self._population(y)[3:]
         else:
-            step = int(round(t / self.dt))
-            rng = np.random.default_rng([self.seed, step])
-            net = self.network(y)
+            rng = np.random.default_rng([self.seed, int(round(t / self.dt))])
             inputs = sphere.sample_uniform(self.batch, self.kernel.dim, rng)
-            grad_a, grad_w, _ = minibatch_gradient(net, self.target, inputs)
+            grad_a, grad_w, _ = minibatch_gradient(self.network(y), self.target, inputs)
         return -self.width * np.concatenate([grad_a, grad_w.ravel()])
 
     def energy(self, y: np.ndarray) -> float:
@@ -102,7 +98,7 @@ class NetworkFlow:
 
     def diagnostics(self, y: np.ndarray) -> dict[str, float]:
         """``energy`` (population loss), ``dissipation`` (``m |grad L|^2``), ``mass``."""
-        _, theta, weights, values, grad_a, grad_w = self._population(y)
+        theta, weights, values, grad_a, grad_w = self._population(y)
         loss = 0.5 * weights @ values + self._target_term(theta, weights)
         dissipation = self.width * (grad_a @ grad_a + np.sum(grad_w * grad_w))
         return {"energy": float(loss), "dissipation": float(dissipation), "mass": float(weights.sum())}
