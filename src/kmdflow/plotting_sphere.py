@@ -51,8 +51,8 @@ def plot_sphere_state(ds, config, path: Path) -> Path:
         ax.set_xscale("log")
         ax.set_xlabel("t (t = 0 drawn at the left edge)")
         ax.set_ylabel("neuron angle")
-        for i, style in ((0, dict(color="0.6", s=4, label=f"t = {times[0]:.3g}")),
-                         (-1, dict(color="tab:blue", s=6, label=f"t = {times[-1]:.3g}"))):
+        for i, style in ((0, {"color": "0.6", "s": 4, "label": f"t = {times[0]:.3g}"}),
+                         (-1, {"color": "tab:blue", "s": 6, "label": f"t = {times[-1]:.3g}"})):
             right.scatter(angles(pos[i]), m * w[i], **style)
         if teacher is not None:
             for j, phi_j in enumerate(angles(teacher[0])):

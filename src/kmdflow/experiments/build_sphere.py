@@ -15,7 +15,8 @@ import numpy as np
 from scipy.special import zeta
 
 from kmdflow.domains import sphere
-from kmdflow.experiments.build import Problem, _regularity as _circle_regularity
+from kmdflow.experiments.build import Problem
+from kmdflow.experiments.build import _regularity as _circle_regularity
 from kmdflow.experiments.config import Config, ConfigError
 from kmdflow.flows.network import NetworkFlow
 from kmdflow.flows.wfr import AtomMeasure, WFRParticleFlow
@@ -23,7 +24,12 @@ from kmdflow.flows.wfr_spectral import WFRSpectralFlow
 from kmdflow.kernels.relu import CircleSeriesMeasure, ReluKernel, ZonalMeasure
 from kmdflow.measures import MeasureError
 from kmdflow.measures.analytic import Uniform, VonMises
-from kmdflow.measures.sphere import SphereAtoms, SphereDensity, place_on_sphere, sphere_measure
+from kmdflow.measures.sphere import (
+    SphereAtoms,
+    SphereDensity,
+    place_on_sphere,
+    sphere_measure,
+)
 from kmdflow.network import ShallowNetwork
 from kmdflow.solve import save_times, snapshot_indices
 

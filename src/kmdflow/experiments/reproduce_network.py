@@ -49,7 +49,7 @@ def e7_relu_network(out, quick: bool) -> Section:
                for name, method in runs.items()}
     loss = {name: ds["energy"].values for name, (ds, _) in results.items()}
     t = results["spectral"][0]["time"].values
-    gap = lambda a, b: float(np.max(np.abs(loss[a] - loss[b]) / loss[b]))  # noqa: E731
+    gap = lambda a, b: float(np.max(np.abs(loss[a] - loss[b]) / loss[b]))
     sec.table.append(_row(f"particles m = {m} vs spectral n = 512", "max relative loss gap, t <= 10",
                           None, gap("particles", "spectral"), 0.01))
     sec.table.append(_row(f"GD width {width}, lr {lr:g} vs particles", "max relative loss gap, t <= 10",
@@ -81,7 +81,7 @@ def e7_relu_network(out, quick: bool) -> Section:
     for decay, (ds, summary) in rate_runs.items():
         tt, e = ds["time"].values, ds["energy"].values
         keep = (tt > 0) & (e > 0)
-        (line,) = bx.loglog(tt[keep], e[keep], lw=1.2, label=f"a = {decay:g}")
+        bx.loglog(tt[keep], e[keep], lw=1.2, label=f"a = {decay:g}")
         fit, predicted = summary["fitted_rate"], summary["predicted_rate"]["value"]
         if fit["value"] is not None:
             t0, t1 = fit["t_start"], fit["t_stop"]
@@ -91,7 +91,7 @@ def e7_relu_network(out, quick: bool) -> Section:
     bx.set_ylabel("loss")
     bx.set_title("spectral: predicted slopes -(a + 3/2) dashed", fontsize=9)
     bx.legend(fontsize=8)
-    for name, style in (("particles", dict(s=14, color="tab:blue")), ("gd", dict(s=3, color="tab:orange"))):
+    for name, style in (("particles", {"s": 14, "color": "tab:blue"}), ("gd", {"s": 3, "color": "tab:orange"})):
         ds = results[name][0]
         pos, w = ds["positions"].values, ds["weights"].values
         cx.scatter(angles(pos[-1]), w.shape[1] * w[-1], label=f"{name}, t = {t_end:g}", **style)

@@ -87,7 +87,7 @@ class NetworkFlow:
         if self.batch is None:
             grad_a, grad_w = self._population(y)[3:]
         else:
-            rng = np.random.default_rng([self.seed, int(round(t / self.dt))])
+            rng = np.random.default_rng([self.seed, round(t / self.dt)])
             inputs = sphere.sample_uniform(self.batch, self.kernel.dim, rng)
             grad_a, grad_w, _ = minibatch_gradient(self.network(y), self.target, inputs)
         return -self.width * np.concatenate([grad_a, grad_w.ravel()])

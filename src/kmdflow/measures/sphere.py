@@ -22,7 +22,7 @@ from kmdflow.measures.base import MeasureError
 from kmdflow.measures.placement import place_particles
 from kmdflow.measures.registry import make_measure
 
-__all__ = ["SphereAtoms", "SphereDensity", "SPHERE_DENSITY_KINDS", "place_on_sphere", "sphere_measure"]
+__all__ = ["SPHERE_DENSITY_KINDS", "SphereAtoms", "SphereDensity", "place_on_sphere", "sphere_measure"]
 
 #: Density kinds on ``S^d`` for ``d >= 2`` (on the circle every torus kind is a density).
 SPHERE_DENSITY_KINDS = ("uniform", "von_mises")
