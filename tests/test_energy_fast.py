@@ -267,16 +267,24 @@ def test_particle_runs_save_fast_energies_that_agree_with_direct(monkeypatch):
 
 
 def test_large_particle_energy_is_fast():
-    # N = 2e5 random particles, s = 1.25: the direct pair sum would take minutes here
+    # N = 2e5 random particles, s = 1.25: the direct pair sum would take minutes here. Timed against
+    # N = 2e4 in the same process (best of 3 each), so the check holds on a loaded machine: ten times
+    # the particles may cost at most 30 times as much (an O(N^2) sum costs 100 times as much)
     import time
 
-    x, w = random_weights(200_000, 5)
     kernel = SobolevKernel(1.25)
-    nufft_energy(kernel, x, w, tol=1e-8)                       # design and tables
-    start = time.perf_counter()
-    energy = nufft_energy(kernel, x, w, tol=1e-8)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0
+    seconds = {}
+    for n in (20_000, 200_000):
+        x, w = random_weights(n, 5)
+        nufft_energy(kernel, x, w, tol=1e-8)                   # design and tables
+        runs = []
+        for _ in range(3):
+            start = time.perf_counter()
+            energy = nufft_energy(kernel, x, w, tol=1e-8)
+            runs.append(time.perf_counter() - start)
+        seconds[n] = min(runs)
+    assert seconds[200_000] < 30 * seconds[20_000]
+    assert seconds[200_000] < 10.0
     # a different design (tol 1e-11: other sigma, modes, radius) agrees to the looser tol
     assert nufft_energy(kernel, x, w, tol=1e-11) == pytest.approx(energy, rel=1e-8)
     assert math.isfinite(energy) and energy > 0
