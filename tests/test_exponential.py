@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import mpmath as mp  # a test dependency
 import numpy as np
 import pytest
 
@@ -29,13 +30,10 @@ from kmdflow.integrators.exponential import (
     FSAL_DECAY_LIMIT,
     STEPS_PER_OCTAVE,
     ExponentialScheme,
-    PhiCombination,
     _coefficients,
     etd_step,
-    phi,
 )
-
-import mpmath as mp  # noqa: E402  (a test dependency)
+from kmdflow.integrators.phi_functions import PhiCombination, phi
 
 ETD_NAMES = ["etd1", "etdrk2", "etdrk4", "etdrk43"]
 DOUBLING_NAMES = ["etd1", "etdrk2", "etdrk4"]

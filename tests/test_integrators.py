@@ -22,14 +22,14 @@ from kmdflow.integrators import (
     ButcherTableau,
     IntegratorError,
     NonFiniteState,
-    StepSizeUnderflow,
     Stepper,
+    StepSizeUnderflow,
     get_scheme,
     make_stepper,
     register_scheme,
     rk_step,
 )
-from kmdflow.integrators.adaptive import error_norm, rms_norm
+from kmdflow.integrators.error_control import error_norm, rms_norm
 
 #: Runge-Kutta schemes (exponential schemes have their own tests in test_exponential.py)
 RK_SCHEMES = sorted(name for name, s in SCHEMES.items() if isinstance(s, ButcherTableau))
@@ -548,7 +548,7 @@ def test_linear_part_is_added_to_the_rhs():
 
 def test_rms_norm_and_modewise_norm_against_direct_sums():
     """The one-call fast paths agree with the definitions summed in Python's math module."""
-    from kmdflow.integrators.adaptive import MODEWISE_FLOOR, modewise_error_norm
+    from kmdflow.integrators.error_control import MODEWISE_FLOOR, modewise_error_norm
 
     rng = np.random.default_rng(7)
     for scale in (1.0, 1e-170, 1e170):

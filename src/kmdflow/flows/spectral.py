@@ -42,7 +42,7 @@ class SpectralFlow1D:
     representation = "grid"
 
     #: step control measures each Fourier mode against its own size (see
-    #: :func:`kmdflow.integrators.adaptive.modewise_error_norm`)
+    #: :func:`kmdflow.integrators.error_control.modewise_error_norm`)
     error_norm = "modewise"
 
     #: ``linear`` (n/2,): the diagonal part ``-nu_bar k^2 lambda(k)``, exact for a uniform target;

@@ -85,7 +85,7 @@ class SpectralFlowND:
     representation = "grid"
 
     #: step control measures each Fourier mode against its own size
-    #: (:func:`kmdflow.integrators.adaptive.modewise_error_norm`)
+    #: (:func:`kmdflow.integrators.error_control.modewise_error_norm`)
     error_norm = "modewise"
 
     def __init__(self, multiplier, initial_hat: np.ndarray, target_hat: np.ndarray | None, n: int, dim: int):

@@ -112,7 +112,7 @@ class WFRSpectralFlow:
     representation = "grid"
 
     #: step control measures each Fourier mode against its own size
-    #: (:func:`kmdflow.integrators.adaptive.modewise_error_norm`)
+    #: (:func:`kmdflow.integrators.error_control.modewise_error_norm`)
     error_norm = "modewise"
 
     def __init__(self, multiplier, initial_hat, target_hat, n: int, alpha: float = 2.0, beta: float = 1.0):

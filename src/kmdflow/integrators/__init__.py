@@ -1,5 +1,7 @@
 """Time integrators: schemes as data (:mod:`.tableaux`), one step (:mod:`.explicit`), step control
-(:mod:`.adaptive`). Integrators know nothing about kernels; the driver owns the loop."""
+(:mod:`.adaptive`) with its error norms and controller (:mod:`.error_control`), exponential schemes
+(:mod:`.exponential`) and their phi-functions (:mod:`.phi_functions`). Integrators know nothing
+about kernels; the driver owns the loop."""
 
 from __future__ import annotations
 
@@ -7,24 +9,27 @@ from kmdflow.integrators.adaptive import (
     IntegratorError,
     NonFiniteState,
     OdeProblem,
-    PIController,
-    StepSizeUnderflow,
     Stepper,
+    StepSizeUnderflow,
     TooManyRejections,
     advance,
-    error_norm,
     make_stepper,
 )
+from kmdflow.integrators.error_control import PIController, error_norm
 from kmdflow.integrators.explicit import StepResult, rk_step
-from kmdflow.integrators.exponential import ExponentialScheme, etd_step, phi  # registers ETD
-from kmdflow.integrators.tableaux import SCHEMES, ButcherTableau, get_scheme, register_scheme
+from kmdflow.integrators.exponential import ExponentialScheme, etd_step  # registers ETD
+from kmdflow.integrators.phi_functions import phi
+from kmdflow.integrators.tableaux import (
+    SCHEMES,
+    ButcherTableau,
+    get_scheme,
+    register_scheme,
+)
 
 __all__ = [
     "SCHEMES",
-    "ExponentialScheme",
-    "etd_step",
-    "phi",
     "ButcherTableau",
+    "ExponentialScheme",
     "IntegratorError",
     "NonFiniteState",
     "OdeProblem",
@@ -35,8 +40,10 @@ __all__ = [
     "TooManyRejections",
     "advance",
     "error_norm",
+    "etd_step",
     "get_scheme",
     "make_stepper",
+    "phi",
     "register_scheme",
     "rk_step",
 ]

@@ -14,11 +14,9 @@ Problem form
     step function with :func:`advance` and a scheme object with
     :func:`kmdflow.integrators.tableaux.register_scheme`.
 
-Error norm (norm-wise, so a state decaying to zero keeps its *relative* accuracy)
-    ``err_norm = ||e||_rms / (atol + rtol * max(||y||_rms, ||y_new||_rms))`` with
-    ``||v||_rms = sqrt(mean |v_i|^2)`` over all entries (complex entries by modulus). A step is
-    accepted when ``err_norm <= 1``. ``atol = 0`` is allowed: if the scale is exactly zero the norm
-    is 0 for a zero error and infinite otherwise, never a division by zero.
+Error norm
+    A trial step is accepted when its scaled error norm is at most 1; the norms and the step-size
+    controller are in :mod:`kmdflow.integrators.error_control`.
 """
 
 from __future__ import annotations
@@ -30,8 +28,38 @@ from typing import Any
 
 import numpy as np
 
+from kmdflow.integrators.error_control import (
+    ERROR_NORMS,
+    MODEWISE_FLOOR,
+    PIController,
+    error_norm,
+    modewise_error_norm,
+    rms_norm,
+    safe_ratio,
+)
 from kmdflow.integrators.explicit import Rhs, StepResult, rk_step
 from kmdflow.integrators.tableaux import SCHEMES, ButcherTableau, Scheme, get_scheme
+
+# the error norms and the controller live in error_control and are re-exported here
+__all__ = [
+    "ERROR_NORMS",
+    "MODEWISE_FLOOR",
+    "UNDERFLOW_FACTOR",
+    "IntegratorError",
+    "NonFiniteState",
+    "OdeProblem",
+    "PIController",
+    "StepSizeUnderflow",
+    "Stepper",
+    "TooManyRejections",
+    "advance",
+    "error_norm",
+    "initial_step",
+    "ladder_step",
+    "make_stepper",
+    "modewise_error_norm",
+    "rms_norm",
+]
 
 #: A step is too small when ``dt < UNDERFLOW_FACTOR * max(1, |t|)``.
 UNDERFLOW_FACTOR = 1e-14
@@ -69,28 +97,6 @@ class TooManyRejections(IntegratorError):
     reason = "too many rejected steps"
 
 
-def rms_norm(values: np.ndarray) -> float:
-    """RMS ``sqrt(mean |v|^2)`` over all entries, safe against under/overflow; 0 if empty."""
-    v = np.asarray(values)
-    if v.size == 0:
-        return 0.0
-    if v.dtype.kind in "fc":
-        # fast path: vdot conjugates its first argument, so this is the sum of |v_i|^2 in one
-        # BLAS call without temporaries; kept only when nothing under- or overflowed
-        value = math.sqrt(abs(complex(np.vdot(v, v)).real) / v.size)
-        if 1e-150 <= value < math.inf:
-            return value
-    v = np.abs(v)
-    with np.errstate(over="ignore", under="ignore"):
-        value = float(np.sqrt(np.mean(v * v)))
-    if (value < 1e-150 or not np.isfinite(value)) and np.all(np.isfinite(v)):
-        # squares underflow or overflow: rescale by the largest entry
-        peak = float(v.max())
-        if peak > 0.0:
-            value = peak * float(np.sqrt(np.mean((v / peak) ** 2)))
-    return value
-
-
 def ladder_step(dt: float, steps_per_octave: int) -> float:
     r"""The largest step ``2^(j / m) <= dt`` (``m = steps_per_octave``, ``j`` integer).
 
@@ -114,109 +120,6 @@ def ladder_step(dt: float, steps_per_octave: int) -> float:
         rung = 2.0 ** ((j - 1) / m)
     return rung
 
-
-def _ratio(num: float, den: float) -> float:
-    if num == 0.0:
-        return 0.0
-    return np.inf if den == 0.0 else num / den
-
-
-def error_norm(error: np.ndarray, y: np.ndarray, y_new: np.ndarray, rtol: float,
-               atol: float) -> float:
-    r"""Norm-wise scaled error (module docstring); ``<= 1`` means acceptable.
-
-    Parameters
-    ----------
-    error : (...) array
-        Embedded error estimate.
-    y, y_new : (...) array
-        State before and after the step.
-    rtol, atol : float
-        Relative and absolute tolerances, ``>= 0``.
-
-    Notes
-    -----
-    :math:`\|e\|_{rms} / (atol + rtol \max(\|y\|_{rms}, \|y_{new}\|_{rms}))`.
-    """
-    scale = atol + rtol * max(rms_norm(y), rms_norm(y_new))
-    return _ratio(rms_norm(error), scale)
-
-
-#: Fraction of the largest component below which :func:`modewise_error_norm` stops being relative.
-MODEWISE_FLOOR = 1e-3
-
-
-def modewise_error_norm(error: np.ndarray, y: np.ndarray, y_new: np.ndarray, rtol: float,
-                        atol: float) -> float:
-    r"""Component-wise scaled error with a relative floor; ``<= 1`` means acceptable.
-
-    For spectral states (Fourier modes of a decaying deviation) the modes that dominate late in a
-    run are tiny early on; a norm-wise test lets their relative errors grow. Here each component is
-    measured against its own size, floored at ``MODEWISE_FLOOR`` times the largest one so that
-    modes at round-off level do not dictate the step:
-
-    :math:`\mathrm{rms}_k\, e_k / (atol + rtol \max(a_k, 10^{-3} \max_j a_j))`,
-    :math:`a_k = \max(|y_k|, |y_{new,k}|)`.
-    """
-    size = np.maximum(np.abs(y), np.abs(y_new))
-    peak = float(size.max()) if size.size else 0.0
-    if atol == 0.0 and peak > 0.0 and rtol > 0.0:
-        # the common case, in place: rtol * max(a_k, floor * peak) > 0 everywhere
-        np.maximum(size, MODEWISE_FLOOR * peak, out=size)
-        ratio = np.abs(error)
-        ratio /= size
-        return rms_norm(ratio) / rtol
-    scale = atol + rtol * np.maximum(size, MODEWISE_FLOOR * peak)
-    if not np.any(scale > 0):
-        return 0.0 if not np.any(error) else np.inf
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return rms_norm(np.where(scale > 0, np.abs(error) / scale, np.where(error != 0, np.inf, 0.0)))
-
-
-ERROR_NORMS = {"normwise": error_norm, "modewise": modewise_error_norm}
-
-
-@dataclass(frozen=True)
-class PIController:
-    r"""Proportional--integral step-size controller (Hairer--Wanner, stabilised form).
-
-    Parameters
-    ----------
-    safety : float
-        Safety factor ``< 1``.
-    alpha, beta : float
-        Exponents scaled by ``1/k``, ``k`` the order of the error estimate in ``h``.
-    grow_max, shrink_min : float
-        Limits on the ratio of successive step sizes.
-
-    Notes
-    -----
-    After an accepted step with scaled error :math:`\epsilon_n`,
-    :math:`h_{n+1} = h_n\, \mathrm{safety}\, \epsilon_n^{-\alpha/k}\, \epsilon_{n-1}^{\beta/k}`,
-    clipped to ``[shrink_min, grow_max]``. A rejected step retries with
-    :math:`h \max(\mathrm{shrink\_min}, \min(1, \mathrm{safety}\,\epsilon^{-1/k}))`.
-    At a steady state the error settles at :math:`\epsilon^* = \mathrm{safety}^{k/(\alpha-\beta)}`.
-    The defaults ``alpha = 0.7, beta = 0.4`` are Hairer's ``beta = 0.08`` for ``k = 5``, which
-    damps the step-size oscillation at the stability boundary.
-    """
-
-    safety: float = 0.9
-    alpha: float = 0.7
-    beta: float = 0.4
-    grow_max: float = 10.0
-    shrink_min: float = 0.2
-
-    def accept_factor(self, err: float, err_prev: float, k: int) -> float:
-        """Ratio ``h_next / h`` after an accepted step."""
-        err = max(err, 1e-10)
-        factor = self.safety * err ** (-self.alpha / k) * err_prev ** (self.beta / k)
-        return float(min(self.grow_max, max(self.shrink_min, factor)))
-
-    def reject_factor(self, err: float, k: int) -> float:
-        """Ratio ``h_retry / h`` after a rejected step (``err`` may be inf)."""
-        if not np.isfinite(err):
-            return self.shrink_min
-        return float(max(self.shrink_min, min(1.0, self.safety * err ** (-1.0 / k))))
 
 
 @dataclass(frozen=True, eq=False)
@@ -283,7 +186,7 @@ def initial_step(full_rhs: Rhs, t: float, y: np.ndarray, f0: np.ndarray, k: int,
     """
     y_norm = rms_norm(y)
     scale0 = atol + rtol * y_norm
-    d0, d1 = _ratio(y_norm, scale0), _ratio(rms_norm(f0), scale0)
+    d0, d1 = safe_ratio(y_norm, scale0), safe_ratio(rms_norm(f0), scale0)
     h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
     h0 = min(h0, dt_max)
     y1 = y + h0 * f0
@@ -291,7 +194,7 @@ def initial_step(full_rhs: Rhs, t: float, y: np.ndarray, f0: np.ndarray, k: int,
     if not np.all(np.isfinite(f1)):
         return h0
     scale1 = atol + rtol * max(y_norm, rms_norm(y1))
-    d2 = _ratio(rms_norm(f1 - f0), scale1) / h0
+    d2 = safe_ratio(rms_norm(f1 - f0), scale1) / h0
     largest = max(d1, d2)
     if not np.isfinite(largest):
         h1 = h0
@@ -325,8 +228,9 @@ class Stepper:
     rtol, atol : float
         Tolerances of the error test.
     norm : {"normwise", "modewise"}
-        :func:`error_norm` (the whole state's size sets the scale; the default) or
-        :func:`modewise_error_norm` (each component against its own size, for spectral states).
+        :func:`~kmdflow.integrators.error_control.error_norm` (the whole state's size sets the
+        scale; the default) or :func:`~kmdflow.integrators.error_control.modewise_error_norm`
+        (each component against its own size, for spectral states).
     dt_initial : float, optional
         First trial step; chosen by :func:`initial_step` when None.
     dt_fixed : float, optional
@@ -336,7 +240,8 @@ class Stepper:
     max_rejects : int
         Consecutive rejections allowed within one :meth:`step` call.
     controller : PIController, optional
-        Step-size controller; default :class:`PIController()`.
+        Step-size controller; default
+        :class:`PIController() <kmdflow.integrators.error_control.PIController>`.
 
     Attributes
     ----------

@@ -1,16 +1,11 @@
 r"""Exponential time differencing (ETD) for ``dy/dt = L y + N(t, y)`` with ``L`` diagonal.
 
-The diagonal linear part ``L`` is integrated exactly through the functions
-
-.. math::
-
-    \varphi_0(z) = e^z, \qquad
-    \varphi_k(z) = \frac{1}{(k-1)!}\int_0^1 e^{(1-\theta) z}\,\theta^{k-1}\,d\theta
-                 = \frac{e^z - \sum_{j<k} z^j / j!}{z^k} \quad (k \ge 1),
-
-evaluated at ``z = L h`` (``h`` the step), and the nonlinear part ``N`` explicitly. For the spectral
-flow (MATH.md section 3, "Stiffness") ``L_k = -|k|^(2-2s)`` holds the slow linear decay exactly, so
-the step is limited only by how fast ``N`` changes and grows geometrically as ``N`` decays.
+The diagonal linear part ``L`` is integrated exactly through the functions ``phi_k(z)`` at
+``z = L h`` (``h`` the step; definition and stable evaluation in
+:mod:`kmdflow.integrators.phi_functions`), and the nonlinear part ``N`` explicitly. For the
+spectral flow (MATH.md section 3, "Stiffness") ``L_k = -|k|^(2-2s)`` holds the slow linear decay
+exactly, so the step is limited only by how fast ``N`` changes and grows geometrically as ``N``
+decays.
 
 Schemes (registered in :data:`kmdflow.integrators.SCHEMES`, ``needs_linear = True``):
 
@@ -55,9 +50,10 @@ Error estimate of ``etdrk43``: embedded, first same as last
     problem ended 1e37 off. It is also blind to forcing that depends on ``t`` alone: when ``N``
     does not depend on ``y``, ``N_c`` and ``N_new`` coincide and the estimate is zero (for
     ``y' = -0.1 y + cos t`` to ``t = 50`` at ``rtol = 1e-8`` it took 16 steps and ended 6 off;
-    ``etdrk4``: 373 steps, 5e-10). Use ``etdrk43`` where the forcing varies smoothly over a step, as in
-    the spectral flows (``kmdflow bench``: energies within 3e-8 of a converged reference at
-    ``rtol = 1e-8``, closer than ``etdrk4``'s 2e-7); ``etdrk4`` stays the robust choice.
+    ``etdrk4``: 373 steps, 5e-10). Use ``etdrk43`` where the forcing varies smoothly over a
+    step, as in the spectral flows (``kmdflow bench``: energies within 3e-8 of a converged
+    reference at ``rtol = 1e-8``, closer than ``etdrk4``'s 2e-7); ``etdrk4`` stays the robust
+    choice.
 
 Error measured against the new state
     One ETD step may span many e-folds of decay (``|L h| >> 1``). The polynomial-in-time
@@ -74,36 +70,35 @@ Coefficients
     coefficients without a cast), so repeated step sizes (fixed steps, steps clipped to the same
     save interval, retries) cost no exponentials. A new set is one block: ``e^z`` and
     ``e^(z/2)``, ``phi_1(z/2) = expm1(z/2) / (z/2)``, and the three ETDRK4 weights from the same
-    series and closed forms as :class:`PhiCombination`, summed as one matrix product with the
-    powers of ``z`` (or ``1/z``) rather than a Horner loop per weight. ``etdrk43``, which needs one
-    set per step, rounds its adaptive steps down to the ladder ``2^(j / STEPS_PER_OCTAVE)``
-    (:func:`kmdflow.integrators.adaptive.ladder_step`): while the step drifts slowly, as in the
-    long stretch of small steps at the start of a spectral run, consecutive steps meet the same
-    size and reuse its set; rounding down only shortens steps (by 2% on average). The doubling
-    schemes need two sets per step and gain nothing from it (``steps_per_octave = 0``).
+    series and closed forms as :class:`~kmdflow.integrators.phi_functions.PhiCombination`,
+    summed as one matrix product with the powers of ``z`` (or ``1/z``) rather than a Horner loop
+    per weight (:func:`kmdflow.integrators.phi_functions.evaluate_together`). ``etdrk43``, which
+    needs one set per step, rounds its adaptive steps down to the ladder
+    ``2^(j / STEPS_PER_OCTAVE)`` (:func:`kmdflow.integrators.adaptive.ladder_step`): while the
+    step drifts slowly, as in the long stretch of small steps at the start of a spectral run,
+    consecutive steps meet the same size and reuse its set; rounding down only shortens steps (by
+    2% on average). The doubling schemes need two sets per step and gain nothing from it
+    (``steps_per_octave = 0``).
 """
 
 from __future__ import annotations
 
-import functools
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import numpy as np
 
-from kmdflow.integrators.adaptive import OdeProblem, advance, rms_norm
+from kmdflow.integrators.adaptive import OdeProblem, advance
+from kmdflow.integrators.error_control import rms_norm
 from kmdflow.integrators.explicit import Rhs, StepResult
+from kmdflow.integrators.phi_functions import (
+    PhiCombination,
+    evaluate_together,
+    phi,
+    phi1_expm1,
+)
 from kmdflow.integrators.tableaux import register_scheme
-from kmdflow.polynomials import horner
-
-#: ``|z|`` below which phi-type functions are summed from their Taylor series.
-TAYLOR_RADIUS = 2.0
-
-#: Taylor terms kept: ``2^26 / 27! < 1e-19``, below round-off on ``|z| < TAYLOR_RADIUS``.
-TAYLOR_TERMS = 26
 
 #: Coefficient sets kept per scheme (``(L, h)`` pairs).
 CACHE_SIZE = 4
@@ -117,196 +112,18 @@ FSAL_DECAY_LIMIT = 2.0
 
 
 # ------------------------------------------------------------------------------------------------
-# phi-functions and their linear combinations
-# ------------------------------------------------------------------------------------------------
-
-
-class PhiCombination:
-    r"""A fixed linear combination ``w(z) = sum_{m=1}^K c_m phi_m(z)``, evaluated stably.
-
-    Parameters
-    ----------
-    coefficients : sequence of int or Fraction
-        ``c_1 .. c_K`` (``c_m`` multiplies ``phi_m``).
-
-    Notes
-    -----
-    With ``r = 1/z``, :math:`\varphi_m(z) = e^z r^m - \sum_{l=1}^{m} r^l / (m-l)!`, so
-
-    .. math::
-
-        w(z) = e^z\,p(r) - q(r), \qquad p(r) = \sum_m c_m r^m, \qquad
-        q(r) = \sum_{l \ge 1} r^l \sum_{m \ge l} \frac{c_m}{(m-l)!},
-
-    which is used for ``|z| >= TAYLOR_RADIUS`` (Horner in ``r``: no overflow of ``z^K``, no
-    cancellation for large ``|z|`` in the left half-plane, where ``e^z p(r)`` is negligible). For
-    ``|z| < TAYLOR_RADIUS`` the Taylor series :math:`w(z) = \sum_j a_j z^j`,
-    :math:`a_j = \sum_m c_m / (j+m)!`, is summed by Horner. At the switch ``|z| = 2`` both forms
-    lose at most a factor of about 3 to cancellation for ``phi_1 .. phi_3`` on the real axis (the
-    closed form at ``z = 2``, the alternating series at ``z = -2``); measured against mpmath the
-    error stays below 1e-15 relative on the real axis and in the left half-plane
-    (``tests/test_exponential.py``). Weights that are
-    combinations (e.g. ETDRK4's ``phi_1 - 3 phi_2 + 4 phi_3``, of size ``O(z^-2)``) are evaluated
-    from their own series and closed form, so they keep relative accuracy for large ``|z|``,
-    which forming them from separately rounded ``phi_m`` (of size ``O(1/z)``) would lose.
-    """
-
-    def __init__(self, coefficients) -> None:
-        c = [Fraction(v) for v in coefficients]
-        if not c:
-            raise ValueError("PhiCombination: give at least one coefficient (c_1 .. c_K)")
-        self.coefficients = tuple(c)
-        order = len(c)
-        self._taylor = np.array(
-            [float(sum(cm / math.factorial(j + m) for m, cm in enumerate(c, start=1)))
-             for j in range(TAYLOR_TERMS)])
-        # polynomials in r, lowest power first (index = power of r)
-        self._p = np.array([0.0] + [float(cm) for cm in c])
-        self._q = np.array([0.0] + [float(sum(c[m - 1] / math.factorial(m - l)
-                                              for m in range(l, order + 1)))
-                                    for l in range(1, order + 1)])
-
-    def __call__(self, z) -> np.ndarray:
-        """Evaluate at ``z``: (...) float or complex, returned with the shape and kind of ``z``."""
-        z = np.asarray(z)
-        dtype = np.complex128 if np.iscomplexobj(z) else np.float64
-        z = z.astype(dtype, copy=False)
-        out = np.empty(z.shape, dtype=dtype)
-        small = np.abs(z) < TAYLOR_RADIUS
-        if np.any(small):
-            out[small] = horner(self._taylor, z[small])
-        large = ~small
-        if np.any(large):
-            zl = z[large]
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                r = 1.0 / zl
-                out[large] = np.exp(zl) * horner(self._p, r) - horner(self._q, r)
-        return out
-
-
-_PHI = {k: PhiCombination([0] * (k - 1) + [1]) for k in range(1, 4)}
-
-
-def phi(k: int, z) -> np.ndarray:
-    r"""The ETD function ``phi_k`` at ``z``, accurate to a few ulps in relative terms.
-
-    Parameters
-    ----------
-    k : int
-        Index, ``k >= 0``.
-    z : (...) float or complex
-        Arguments, typically ``L * h``.
-
-    Returns
-    -------
-    (...) float or complex
-        ``phi_k(z)``, real for real ``z``.
-
-    Notes
-    -----
-    :math:`\varphi_0(z) = e^z`, :math:`\varphi_k(z) = (e^z - \sum_{j<k} z^j/j!)/z^k`,
-    :math:`\varphi_k(0) = 1/k!`; the recurrence :math:`\varphi_{k+1}(z) = (\varphi_k(z) - 1/k!)/z`.
-    Evaluated by :class:`PhiCombination` (Taylor series for ``|z| < 2``, closed form beyond).
-    Relative accuracy is impossible only near the complex zeros of ``phi_k`` (for ``phi_1``,
-    ``z = 2 pi i m``), none of which lie in the open left half-plane or on the real axis.
-    """
-    if not (isinstance(k, (int, np.integer)) and k >= 0):
-        raise ValueError(f"phi: k must be an integer >= 0, got {k!r}")
-    if k == 0:
-        z = np.asarray(z)
-        with np.errstate(over="ignore"):
-            return np.exp(z.astype(np.complex128 if np.iscomplexobj(z) else np.float64))
-    if k not in _PHI:
-        _PHI[k] = PhiCombination([0] * (k - 1) + [1])
-    return _PHI[k](z)
-
-
-# ------------------------------------------------------------------------------------------------
 # Schemes: coefficients and one plain step
 # ------------------------------------------------------------------------------------------------
 
-# ETDRK4 weights (Cox--Matthews): b_u = phi1 - 3 phi2 + 4 phi3, b_a = b_b = 2 phi2 - 4 phi3,
-# b_c = 4 phi3 - phi2.
+# Step weights as phi-combinations: phi_1 and phi_2 (etd1, etdrk2); ETDRK4 (Cox--Matthews):
+# b_u = phi1 - 3 phi2 + 4 phi3, b_a = b_b = 2 phi2 - 4 phi3, b_c = 4 phi3 - phi2.
+_PHI1 = PhiCombination([1])
+_PHI2 = PhiCombination([0, 1])
 _ETDRK4_U = PhiCombination([1, -3, 4])
 _ETDRK4_AB = PhiCombination([0, 2, -4])
 _ETDRK4_C = PhiCombination([0, -1, 4])
 
 Coefficients = dict[str, np.ndarray]
-
-
-def _powers(x: np.ndarray, count: int) -> np.ndarray:
-    """``x^0 .. x^(count - 1)`` stacked, ``(count, x.size)``, in ``log2(count)`` block products.
-
-    Rows ``m .. 2m - 1`` are rows ``0 .. m - 1`` times ``x^m`` (``x^m`` by repeated squaring), so
-    ``x^j`` carries at most about ``2 log2(j)`` roundings.
-    """
-    powers = np.empty((count, x.size), dtype=x.dtype)
-    powers[0] = 1.0
-    filled, x_filled = 1, x
-    while filled < count:
-        step = min(filled, count - filled)
-        np.multiply(powers[:step], x_filled, out=powers[filled:filled + step])
-        filled += step
-        x_filled = x_filled * x_filled
-    return powers
-
-
-@functools.lru_cache(maxsize=32)
-def _stacked(combinations: tuple[PhiCombination, ...], attribute: str) -> np.ndarray:
-    """The coefficient vectors ``attribute`` of ``combinations`` as rows, zero-padded (cached)."""
-    rows = [getattr(c, attribute) for c in combinations]
-    table = np.zeros((len(rows), max(r.size for r in rows)))
-    for i, row in enumerate(rows):
-        table[i, :row.size] = row
-    table.setflags(write=False)
-    return table
-
-
-def _evaluate_together(combinations: tuple[PhiCombination, ...], z: np.ndarray,
-                       exp_z: np.ndarray | None = None) -> np.ndarray:
-    """Several :class:`PhiCombination` at the same ``z`` in one pass: ``(len(combinations), *z.shape)``.
-
-    Same series and closed forms as calling each one (Taylor for ``|z| < TAYLOR_RADIUS``,
-    ``e^z p(1/z) - q(1/z)`` beyond), summed as one matrix product of the stacked coefficient table
-    with the powers of ``z`` (or ``1/z``): a step needs several weights at each new step size, and
-    a Horner loop per weight costs more numpy calls than the right-hand side does. ``exp_z``, when
-    given, is ``e^z`` (shape of ``z``), reused for the closed forms. On ``|z| < 2`` the power sum
-    and Horner's rule have the same error bound (a few ulps of ``sum_j |a_j z^j|``).
-    """
-    z = np.asarray(z)
-    dtype = np.complex128 if np.iscomplexobj(z) or np.iscomplexobj(exp_z) else np.float64
-    flat = z.astype(dtype, copy=False).ravel()
-    out = np.empty((len(combinations), flat.size), dtype=dtype)
-    small = np.abs(flat) < TAYLOR_RADIUS
-    n_small = int(np.count_nonzero(small))
-    if n_small:
-        table = _stacked(combinations, "_taylor")
-        values = table @ _powers(flat[small], table.shape[1])
-        if n_small == flat.size:
-            return values.reshape((len(combinations),) + z.shape)
-        out[:, small] = values
-    large = ~small
-    if n_small < flat.size:
-        zl = flat[large]
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            ez = np.exp(zl) if exp_z is None else np.asarray(exp_z).ravel()[large]
-            p, q = _stacked(combinations, "_p"), _stacked(combinations, "_q")
-            powers = _powers(1.0 / zl, max(p.shape[1], q.shape[1]))
-            out[:, large] = ez * (p @ powers[:p.shape[1]]) - q @ powers[:q.shape[1]]
-    return out.reshape((len(combinations),) + z.shape)
-
-
-def _phi1_expm1(w: np.ndarray) -> np.ndarray:
-    r"""``phi_1(w) = expm1(w) / w`` (``1`` at ``w = 0``): a few ulps everywhere off its zeros.
-
-    ``expm1`` keeps relative accuracy for small ``|w|`` (real and complex), so no series is needed.
-    """
-    w = np.asarray(w)
-    out = np.ones(w.shape, dtype=np.complex128 if np.iscomplexobj(w) else np.float64)
-    nonzero = w != 0
-    with np.errstate(over="ignore", invalid="ignore"):
-        out[nonzero] = np.expm1(w[nonzero]) / w[nonzero]
-    return out
 
 
 #: Coefficient names of each formula, in the order :func:`_coefficients` stores them.
@@ -327,14 +144,14 @@ def _coefficients(method: str, z: np.ndarray, h: float, dtype=None) -> Coefficie
         exp_z = phi(0, z)  # of the kind of z: a real z is evaluated in real arithmetic
     block[0] = exp_z
     if method == "etd1":
-        block[1:] = _evaluate_together((_PHI[1],), z, exp_z)
+        block[1:] = evaluate_together((_PHI1,), z, exp_z)
     elif method == "etdrk2":
-        block[1:] = _evaluate_together((_PHI[1], _PHI[2]), z, exp_z)
+        block[1:] = evaluate_together((_PHI1, _PHI2), z, exp_z)
     else:
-        block[3:] = _evaluate_together((_ETDRK4_U, _ETDRK4_AB, _ETDRK4_C), z, exp_z)
+        block[3:] = evaluate_together((_ETDRK4_U, _ETDRK4_AB, _ETDRK4_C), z, exp_z)
         with np.errstate(over="ignore"):
             block[1] = np.exp(0.5 * z)
-        block[2] = 0.5 * _phi1_expm1(0.5 * z)  # times h below: Q = (h/2) phi_1(z/2)
+        block[2] = 0.5 * phi1_expm1(0.5 * z)  # times h below: Q = (h/2) phi_1(z/2)
     block[1 if method != "etdrk4" else 2:] *= h
     block.setflags(write=False)
     return dict(zip(names, block))
