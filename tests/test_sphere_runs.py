@@ -258,3 +258,60 @@ def test_network_loss_and_dissipation_on_s2(target):
     d, t = ds["dissipation"].values, ds["time"].values
     integral = np.sum(0.5 * (d[1:] + d[:-1]) * np.diff(t))
     assert integral == pytest.approx(e[0] - e[-1], rel=5e-4)  # measured 2e-5, 9e-5: O(dt)
+
+
+@pytest.mark.parametrize("n", [64, 63])
+def test_circle_floor_is_the_loss_of_equispaced_neurons(n):
+    """The floor reported for circle particles is the loss of n equispaced equal atoms against the
+    uniform teacher, recomputed here by dense kernel matrices (odd n: odd multiples are invisible)."""
+    problem = build_problem(load_config(circle({"kind": "particles", "n": n})))
+    points = sphere.angles_to_points(2 * np.pi * np.arange(n) / n)
+    kernel = ReluKernel(1)
+    loss = population_loss(kernel, points, np.full(n, 1.0 / n), ZonalMeasure.uniform(kernel))
+    assert problem.floor == pytest.approx(loss, rel=1e-9)
+
+
+def test_sphere_summation_is_reported_by_its_config_name():
+    for dim, expected in ((1, "sorted"), (2, "direct")):
+        cfg = {"domain": {"kind": "sphere", "dim": dim}, "initial": {"kind": "uniform"},
+               "method": {"kind": "particles", "n": 8}}
+        problem = build_problem(load_config(cfg))
+        assert problem.summation == expected
+        load_config({**cfg, "method": {**cfg["method"], "summation": problem.summation}})
+
+
+def test_extreme_and_bad_positions(tmp_path):
+    """Huge and tiny vectors are normalised without overflow; a zero row in a file or a negative
+    weight in a result file is reported under the file's key."""
+    cfg = {"domain": {"kind": "sphere", "dim": 2}, "initial": {"kind": "uniform"},
+           "method": {"kind": "particles", "n": 8}, "time": {"t_end": 0.1, "n_saves": 3}}
+    for scale in (1e200, 1e-200):
+        target = {"kind": "particles", "positions": [[scale, scale, 0.0], [0.0, 0.0, 1.0]]}
+        problem = build_problem(load_config({**cfg, "target": target}))
+        assert np.allclose(problem.flow.target.positions[0], [2**-0.5, 2**-0.5, 0.0], rtol=0, atol=1e-15)
+    np.save(tmp_path / "zero.npy", np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+    with pytest.raises(ConfigError) as err:
+        build_problem(load_config({**cfg, "target": {"kind": "file", "path": str(tmp_path / "zero.npy")}}))
+    assert err.value.key == "target.path" and "zero vector" in str(err.value)
+
+
+def test_network_overshooting_dt_fails_cleanly(tmp_path):
+    """A learning rate so large that output weights cross 0: status failed, one line, data kept."""
+    cfg = circle({"kind": "network", "n": 16, "dt": 20.0}, t_end=200.0, n_saves=11,
+                 initial={"kind": "von_mises", "kappa": 5.0},
+                 target={"kind": "particles", "positions": [np.pi], "weights": [5.0]})
+    ds = run_config(cfg, tmp_path / "run")
+    assert ds.attrs["status"].startswith("failed") and "lower method.dt" in ds.attrs["status"]
+    assert np.all(ds["weights"].values > 0) and ds.sizes["time"] >= 1
+
+
+def test_torus_state_picture_draws_the_target(tmp_path):
+    """The 1-D state picture reads the target back from the saved config (regression)."""
+    from scipy.special import i0
+
+    from kmdflow.plotting import _target_density
+
+    ds = run_config({"initial": {"kind": "uniform"}, "target": {"kind": "von_mises", "loc": 1.0, "kappa": 2.0},
+                     "method": {"kind": "spectral", "n": 32}, "time": {"t_end": 0.1, "n_saves": 3}})
+    x, values = _target_density(ds)
+    assert np.allclose(values, np.exp(2.0 * np.cos(x - 1.0)) / i0(2.0), rtol=1e-12)

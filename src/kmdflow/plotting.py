@@ -65,7 +65,7 @@ def _target_density(ds):
 
     config = _config(ds)
     try:
-        target = make_measure(config.target.kind, config.target.params, config.source_dir)
+        target = make_measure(config.target.kind, config.target.params, base_dir=config.source_dir)
     except Exception:  # a picture without the target is still a picture (or no config)
         return None
     if isinstance(target, Atoms):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import zeta
 
 from kmdflow.domains import sphere
 from kmdflow.experiments.build import Problem
@@ -39,6 +38,9 @@ AUTO_SPHERE_INTEGRATOR = {"spectral": "etdrk4", "particles": "dopri5", "network"
 #: Fourier modes of a circle density seen by particles or a network (before the cut below).
 TARGET_MODES = 1 << 12
 
+#: Terms of the particle floor ``sum_{j >= 1} k_hat(j n)`` on the circle (tail ``< 1e-11`` of it).
+FLOOR_TERMS = 10_000
+
 #: A circle teacher's modes are kept while ``(1 + l) k_hat(l) |nu_hat(l)|`` (their share of ``V`` and
 #: ``V'``) exceeds this.
 TARGET_CUT = 1e-17
@@ -48,6 +50,9 @@ def _measure(spec, key: str, base_dir, dim: int):
     try:
         return sphere_measure(spec.kind, spec.params, base_dir=base_dir, dim=dim)
     except MeasureError as err:
+        if spec.kind == "file":  # what is wrong is in the file the user named
+            name = "weights_path" if err.key == "weights" and spec.params.get("weights_path") else "path"
+            raise ConfigError(f"{key}.{name}", f"{spec.params[name]}: {err.message}") from None
         raise ConfigError(f"{key}.{err.key}" if err.key else key, err.message) from None
 
 
@@ -78,9 +83,10 @@ def build_sphere_problem(config: Config, integrator: str) -> Problem:
     initial = _measure(config.initial, "initial", config.source_dir, dim)
     target = _measure(config.target, "target", config.source_dir, dim)
     alpha, beta = (geometry.alpha, geometry.beta) if geometry.kind == "wfr" else (0.0, 1.0)
-    # the sums of kmdflow.summation.relu: "sorted" on the circle, "dense" blocks on S^d
-    summation = {"direct": "dense", "auto": "sorted" if dim == 1 else "dense"}.get(method.summation,
-                                                                                   method.summation)
+    # the sums of kmdflow.summation.relu: "sorted" on the circle, "dense" blocks ("direct") on S^d
+    summation = "sorted" if method.summation == "auto" and dim == 1 else \
+        "direct" if method.summation == "auto" else method.summation
+    relu_summation = {"direct": "dense"}.get(summation, summation)
     n_modes = n_particles = None
     if method.kind == "spectral":
         if isinstance(target, SphereAtoms):
@@ -97,14 +103,14 @@ def build_sphere_problem(config: Config, integrator: str) -> Problem:
         teacher = relu_target(target, kernel)
         if method.kind == "particles":
             flow = WFRParticleFlow(kernel, atoms.points, atoms.weights, teacher, alpha=alpha, beta=beta,
-                                   summation=summation)
+                                   summation=relu_summation)
         else:
             if method.batch is not None and integrator != "euler":
                 raise ConfigError("method.integrator", "minibatch SGD (method.batch) is the explicit "
                                   "Euler scheme with step method.dt; use integrator = \"euler\" or "
                                   "\"auto\"", integrator)
             network = ShallowNetwork.from_measure(atoms.points, atoms.weights)
-            flow = NetworkFlow(kernel, network, teacher, summation=summation, batch=method.batch,
+            flow = NetworkFlow(kernel, network, teacher, summation=relu_summation, batch=method.batch,
                                dt=method.dt, seed=method.seed)
     times = save_times(config.time.t_end, config.time.n_saves, config.time.spacing, config.time.t_first)
     notes: tuple[str, ...] = ()
@@ -113,8 +119,10 @@ def build_sphere_problem(config: Config, integrator: str) -> Problem:
     regularity = _regularity(initial, target)
     floor = 0.0
     if n_particles is not None and dim == 1:
-        # the loss of n equispaced equal atoms near a uniform teacher: sum_j k_hat(j n) ~ zeta(4) / (pi n)^4
-        floor = float(zeta(4) / (math.pi * n_particles) ** 4)
+        # the loss of n equispaced equal atoms against the uniform teacher, sum_{j >= 1} k_hat(j n)
+        # (~ zeta(4) / (pi^2 n^4) for even n, 16 times less for odd n: k_hat = 0 on odd l >= 3);
+        # the scale of the plateau for other teachers
+        floor = float(kernel.circle_multiplier(n_particles * np.arange(1, FLOOR_TERMS)).sum())
     if dim == 1:
         notes += ("the loss cannot see odd harmonics >= 3 (the ReLU kernel's multiplier is 0 there): "
                   "it may converge while mu does not converge to nu",)

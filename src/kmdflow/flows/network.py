@@ -74,6 +74,12 @@ class NetworkFlow:
         """The network of a state."""
         return ShallowNetwork(y[: self.width], y[self.width:].reshape(self.shape))
 
+    def _check_outer_weights(self, y: np.ndarray) -> None:
+        if not np.all(y[: self.width] > 0):
+            j = int(np.argmin(y[: self.width]))
+            raise ValueError(f"gradient descent overshot: output weight a_{j} = {y[j]:.3g} <= 0 (the masses "
+                             "a_j |w_j| / m must stay positive); lower method.dt")
+
     def _population(self, y: np.ndarray):
         """The measure ``theta (m, d+1)``, ``weights (m,)``, the potential ``V (m,)`` at the neurons
         and the population gradients ``dL/da (m,)``, ``dL/dw (m, d+1)``."""
@@ -83,7 +89,16 @@ class NetworkFlow:
         return (theta, weights, values, *gradient_from_potential(net, theta, values, grad))
 
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
-        """``-m grad L`` (population, or a minibatch estimate when ``batch`` is set)."""
+        """``-m grad L`` (population, or a minibatch estimate when ``batch`` is set).
+
+        Raises
+        ------
+        ValueError
+            When an output weight ``a_j`` has reached 0 (the step overshot): the measure's masses
+            ``a_j |w_j| / m`` must stay positive. The driver ends the run as failed, data kept
+            (:meth:`diagnostics` checks the same at every save).
+        """
+        self._check_outer_weights(y)
         if self.batch is None:
             grad_a, grad_w = self._population(y)[3:]
         else:
@@ -98,6 +113,7 @@ class NetworkFlow:
 
     def diagnostics(self, y: np.ndarray) -> dict[str, float]:
         """``energy`` (population loss), ``dissipation`` (``m |grad L|^2``), ``mass``."""
+        self._check_outer_weights(y)
         theta, weights, values, grad_a, grad_w = self._population(y)
         loss = 0.5 * weights @ values + self._target_term(theta, weights)
         dissipation = self.width * (grad_a @ grad_a + np.sum(grad_w * grad_w))

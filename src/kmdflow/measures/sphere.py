@@ -40,10 +40,12 @@ class SphereAtoms:
         w = np.asarray(self.weights, dtype=float).reshape(-1)
         if x.ndim != 2 or x.shape[0] == 0 or not np.all(np.isfinite(x)):
             raise MeasureError("positions", f"expected finite positions of shape (N, d+1), got {x.shape}")
-        norms = np.linalg.norm(x, axis=1)
-        if not np.all(norms > 0):
-            raise MeasureError("positions", f"position {int(np.argmin(norms))} is the zero vector; "
+        scale = np.max(np.abs(x), axis=1)  # rows scaled first: no overflow or underflow in the norm
+        if not np.all(scale > 0):
+            raise MeasureError("positions", f"position {int(np.argmin(scale))} is the zero vector; "
                                "give nonzero vectors (they are normalised to the sphere)")
+        x = x / scale[:, None]
+        norms = np.linalg.norm(x, axis=1)
         if w.shape != (x.shape[0],) or not np.all(np.isfinite(w)) or not np.all(w > 0):
             raise MeasureError("weights", f"need {x.shape[0]} finite weights > 0 (one per position)")
         object.__setattr__(self, "points", x / norms[:, None])
