@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from kmdflow.domains import sphere
-from kmdflow.flows.wfr import signed_potential
+from kmdflow.flows.wfr import loss_from_potential, signed_potential
 from kmdflow.kernels.relu import ReluKernel
 from kmdflow.network import ShallowNetwork, gradient_from_potential, minibatch_gradient
 
@@ -80,13 +80,14 @@ class NetworkFlow:
             raise ValueError(f"gradient descent overshot: output weight a_{j} = {y[j]:.3g} <= 0 (the masses "
                              "a_j |w_j| / m must stay positive); lower method.dt")
 
-    def _population(self, y: np.ndarray):
+    def _population(self, y: np.ndarray, at_target: bool = False):
         """The measure ``theta (m, d+1)``, ``weights (m,)``, the potential ``V (m,)`` at the neurons
-        and the population gradients ``dL/da (m,)``, ``dL/dw (m, d+1)``."""
+        (and at teacher atoms, ``at_target``) and the population gradients ``dL/da``, ``dL/dw``."""
         net = self.network(y)
         theta, weights = net.measure()
-        values, grad = signed_potential(self.kernel, theta, weights, self.target, summation=self.summation)
-        return (theta, weights, values, *gradient_from_potential(net, theta, values, grad))
+        values, grad, *v_target = signed_potential(self.kernel, theta, weights, self.target,
+                                                   at_target=at_target, summation=self.summation)
+        return (theta, weights, values, *gradient_from_potential(net, theta, values, grad), *v_target)
 
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         """``-m grad L`` (population, or a minibatch estimate when ``batch`` is set).
@@ -100,7 +101,7 @@ class NetworkFlow:
         """
         self._check_outer_weights(y)
         if self.batch is None:
-            grad_a, grad_w = self._population(y)[3:]
+            grad_a, grad_w = self._population(y)[3:5]
         else:
             rng = np.random.default_rng([self.seed, round(t / self.dt)])
             inputs = sphere.sample_uniform(self.batch, self.kernel.dim, rng)
@@ -114,22 +115,10 @@ class NetworkFlow:
     def diagnostics(self, y: np.ndarray) -> dict[str, float]:
         """``energy`` (population loss), ``dissipation`` (``m |grad L|^2``), ``mass``."""
         self._check_outer_weights(y)
-        theta, weights, values, grad_a, grad_w = self._population(y)
-        loss = 0.5 * weights @ values + self._target_term(theta, weights)
+        theta, weights, values, grad_a, grad_w, v_target = self._population(y, at_target=True)
+        loss = loss_from_potential(self.target, theta, weights, values, v_target)
         dissipation = self.width * (grad_a @ grad_a + np.sum(grad_w * grad_w))
-        return {"energy": float(loss), "dissipation": float(dissipation), "mass": float(weights.sum())}
-
-    def _target_term(self, theta: np.ndarray, weights: np.ndarray) -> float:
-        r"""``L - 1/2 sum_j m_j V(theta_j) = -1/2 <nu, mu - nu>_k`` (see :meth:`WFRParticleFlow.energy`)."""
-        if self.target is None:
-            return 0.0
-        if hasattr(self.target, "self_energy"):
-            v_nu = self.target.potential(theta)[0]
-            return 0.5 * (self.target.self_energy - weights @ v_nu)
-        # atoms: -1/2 sum_l u_l V(y_l), V = potential of mu - nu at the teacher neurons
-        v_at_target = signed_potential(self.kernel, theta, weights, self.target, at_target=True,
-                                       summation=self.summation)[2]
-        return -0.5 * self.target.weights @ v_at_target
+        return {"energy": loss, "dissipation": float(dissipation), "mass": float(weights.sum())}
 
     def snapshot(self, y: np.ndarray) -> dict[str, np.ndarray]:
         """The network's measure: ``positions (m, d+1)`` unit vectors, ``weights (m,)``."""

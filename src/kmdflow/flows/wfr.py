@@ -37,7 +37,7 @@ from kmdflow.domains import sphere
 from kmdflow.kernels.relu import CircleSeriesMeasure, ReluKernel, ZonalMeasure
 from kmdflow.summation.relu import DENSE_TILE_BYTES, RELU_SUMMATIONS, relu_potential
 
-__all__ = ["AtomMeasure", "WFRParticleFlow", "signed_potential"]
+__all__ = ["AtomMeasure", "WFRParticleFlow", "loss_from_potential", "signed_potential"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +110,35 @@ def signed_potential(kernel: ReluKernel, points, weights, target=None, *, at_tar
         v_nu, g_nu = target.potential(points)
         values, grad = values - v_nu, grad - g_nu
     return (values, grad, np.zeros(0)) if at_target else (values, grad)
+
+
+def loss_from_potential(target, points: np.ndarray, weights: np.ndarray, values: np.ndarray,
+                        v_target: np.ndarray) -> float:
+    r"""The loss ``L = 1/2 <mu - nu, mu - nu>_k`` from the signed potential (:func:`signed_potential`).
+
+    Parameters
+    ----------
+    target : None, AtomMeasure, ZonalMeasure or CircleSeriesMeasure
+    points : (m, d+1) float
+        Atoms of ``mu``.
+    weights : (m,) float
+        Their masses.
+    values : (m,) float
+        ``V`` at the atoms.
+    v_target : (M,) float
+        ``V`` at the teacher's atoms (``at_target=True``; empty for densities).
+
+    Notes
+    -----
+    ``L = 1/2 sum_j m_j V(theta_j) - 1/2 <nu, mu - nu>_k``; the last term is
+    ``-1/2 sum_l u_l V(y_l)`` for atoms and ``1/2 (<nu, nu> - sum_j m_j V_nu(theta_j))`` for a density.
+    """
+    if isinstance(target, AtomMeasure):
+        return float(0.5 * (weights @ values - target.weights @ v_target))
+    if target is not None:
+        v_nu = target.potential(points)[0]
+        return float(0.5 * (weights @ values - weights @ v_nu + target.self_energy))
+    return float(0.5 * weights @ values)
 
 
 class WFRParticleFlow:
@@ -192,23 +221,10 @@ class WFRParticleFlow:
     def _energy_parts(self, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
         w = self.weights(y)
         values, grad, v_target = self.potential(y, at_target=True)
-        if isinstance(self.target, AtomMeasure):
-            loss = 0.5 * (w @ values - self.target.weights @ v_target)
-        elif self.target is not None:
-            v_nu = self.target.potential(self.positions(y))[0]
-            loss = 0.5 * (w @ values - w @ v_nu + self.target.self_energy)
-        else:
-            loss = 0.5 * w @ values
-        return float(loss), w, values, grad
+        return loss_from_potential(self.target, self.positions(y), w, values, v_target), w, values, grad
 
     def energy(self, y: np.ndarray) -> float:
-        r"""The loss ``L = 1/2 <mu - nu, mu - nu>_k``.
-
-        Notes
-        -----
-        ``L = 1/2 sum_j m_j V(theta_j) - 1/2 <nu, mu - nu>_k``; the last term is
-        ``-1/2 sum_l u_l V(y_l)`` for atoms and ``1/2 (<nu, nu> - sum_j m_j V_nu(theta_j))`` for a density.
-        """
+        """The loss ``L = 1/2 <mu - nu, mu - nu>_k`` (:func:`loss_from_potential`)."""
         return self._energy_parts(y)[0]
 
     def dissipation(self, y: np.ndarray) -> float:
