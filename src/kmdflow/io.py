@@ -116,8 +116,8 @@ def read_result(path: Path) -> xr.Dataset:
 def write_checkpoint(state: dict, path: Path, config_hash: str) -> None:
     """Write a run's complete state (:func:`kmdflow.solve.simulate`'s ``checkpoint``) atomically.
 
-    ``.npz`` without pickles: the state ``y``, time, next save index, the step controller, wall
-    seconds, every saved series and snapshot, and the hash of the config it belongs to.
+    ``.npz`` without pickles: the state ``y``, time, next save index, the step controller (and
+    the integrator's step memory, :meth:`kmdflow.integrators.Stepper.checkpoint`), wall seconds, every saved series and snapshot, and the hash of the config it belongs to.
     """
     traj = state["trajectory"]
     arrays = {"y": np.asarray(state["y"]), "t": state["t"], "index": state["index"],
@@ -149,5 +149,6 @@ def read_checkpoint(path: Path) -> tuple[dict, str]:
     traj.snapshots = {k[9:]: list(v) for k, v in fields.items() if k.startswith("snapshot.")}
     state = {"y": fields["y"], "t": float(fields["t"]), "index": int(fields["index"]),
              "wall_seconds": float(fields["wall_seconds"]), "trajectory": traj,
-             "stepper": {k[8:]: v.item() for k, v in fields.items() if k.startswith("stepper.")}}
+             "stepper": {k[8:]: v.item() if v.ndim == 0 else v for k, v in fields.items()
+                         if k.startswith("stepper.")}}
     return state, str(fields["config_hash"])

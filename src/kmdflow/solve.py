@@ -203,7 +203,7 @@ def _close_snapshots(traj: Trajectory, flow, y_saved: np.ndarray) -> None:
 
 def _restore(state: dict, stepper) -> tuple[Trajectory, np.ndarray, float, int, float]:
     """Trajectory, state, time, next save index and wall seconds of a checkpoint."""
-    stepper.restore(state["stepper"])
+    stepper.restore(state["stepper"], t=float(state["t"]), y=np.asarray(state["y"]))
     old = state["trajectory"]
     traj = Trajectory(times=list(old.times), series={k: list(v) for k, v in old.series.items()},
                       snapshot_times=list(old.snapshot_times),

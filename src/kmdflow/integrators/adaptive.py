@@ -146,18 +146,20 @@ class OdeProblem:
 
 @singledispatch
 def advance(scheme: Any, problem: OdeProblem, t: float, y: np.ndarray, dt: float,
-            k_first: np.ndarray | None = None) -> StepResult:
+            k_first: np.ndarray | None = None, memory: tuple | None = None) -> StepResult:
     """One trial step of ``scheme``; new scheme types register an implementation.
 
     Contract: ``k_first`` is the scheme's first stage at ``(t, y)`` (None: evaluate it), returned
     again in the result; ``k_last`` is the next step's first stage at ``(t + dt, y_new)`` or None.
+    ``memory`` is the ``memory`` of the accepted step that ended at ``(t, y)`` (None when there is
+    none, e.g. at the first step); schemes that keep none ignore it.
     """
     raise TypeError(f"integrator: no step function registered for {type(scheme).__name__}")
 
 
 @advance.register
 def _advance_rk(scheme: ButcherTableau, problem: OdeProblem, t: float, y: np.ndarray, dt: float,
-                k_first: np.ndarray | None = None) -> StepResult:
+                k_first: np.ndarray | None = None, memory: tuple | None = None) -> StepResult:
     return rk_step(scheme, problem.full_rhs, t, y, dt, k_first)
 
 
@@ -294,15 +296,19 @@ class Stepper:
         self.dt_max = float(dt_max)
         self.max_rejects = int(max_rejects)
         self.controller = controller if controller is not None else PIController()
-        self.problem = OdeProblem(rhs=self._counted(rhs),
-                                  linear=None if linear is None else np.asarray(linear))
+        if linear is not None:
+            linear = np.array(linear, copy=True)  # read-only: schemes may key caches on it
+            linear.setflags(write=False)
+        self.problem = OdeProblem(rhs=self._counted(rhs), linear=linear)
         self.n_accepted = self.n_rejected = self.n_rhs = 0
         self._k = scheme.error_estimate_order if scheme.embedded else None
         self._dt_next = self.dt_fixed if dt_fixed is not None else (
             None if dt_initial is None else min(float(dt_initial), self.dt_max))
         self._err_prev = 1.0
         self._ladder = int(getattr(scheme, "steps_per_octave", 0) or 0)
-        self._cache: tuple[float, np.ndarray, np.ndarray] | None = None
+        # (t, y, k_last, memory) of the last accepted step, for the next step from (t, y)
+        self._cache: tuple[float, np.ndarray, np.ndarray | None, tuple | None] | None = None
+        self._memory: tuple | None = None  # memory handed to the trials of the current step
 
     def _counted(self, rhs: Rhs) -> Rhs:
         def counted(t: float, y: np.ndarray) -> np.ndarray:
@@ -315,20 +321,36 @@ class Stepper:
         """True when the step is error-controlled (no ``dt_fixed``)."""
         return self.dt_fixed is None
 
-    def checkpoint(self) -> dict[str, float]:
-        """What decides the next steps, for an exact resume (the FSAL stage is not kept: it is
-        recomputed from the same state, with the same value)."""
-        return {"dt_next": np.nan if self._dt_next is None else self._dt_next,
-                "err_prev": self._err_prev, "n_accepted": self.n_accepted,
-                "n_rejected": self.n_rejected, "n_rhs": self.n_rhs}
+    def checkpoint(self) -> dict[str, float | np.ndarray]:
+        """What decides the next steps, for an exact resume: the controller, the counters and the
+        last accepted step's ``memory`` (entries ``memory.0``, ``memory.1``, ...; absent when it
+        has none). The FSAL stage is not kept: it is recomputed from the same state, with the
+        same value."""
+        state = {"dt_next": np.nan if self._dt_next is None else self._dt_next,
+                 "err_prev": self._err_prev, "n_accepted": self.n_accepted,
+                 "n_rejected": self.n_rejected, "n_rhs": self.n_rhs}
+        memory = None if self._cache is None else self._cache[3]
+        for i, value in enumerate(memory or ()):
+            state[f"memory.{i}"] = value
+        return state
 
-    def restore(self, state: dict[str, float]) -> None:
-        """Continue from :meth:`checkpoint` output."""
+    def restore(self, state: dict[str, float | np.ndarray], t: float | None = None,
+                y: np.ndarray | None = None) -> None:
+        """Continue from :meth:`checkpoint` output taken at the state ``(t, y)``.
+
+        Without ``t`` and ``y`` the step memory is dropped (the next step then checks its error
+        as the first step of a run does, so a resumed run may differ from an uninterrupted one in
+        round-off).
+        """
         dt_next = float(state["dt_next"])
         self._dt_next = None if np.isnan(dt_next) else dt_next
         self._err_prev = float(state["err_prev"])
         self.n_accepted, self.n_rejected, self.n_rhs = (int(state[k]) for k in ("n_accepted", "n_rejected", "n_rhs"))
+        memory = tuple(state[f"memory.{i}"] for i in range(len(state))
+                       if f"memory.{i}" in state)
         self._cache = None
+        if memory and t is not None and y is not None:
+            self._cache = (float(t), np.array(y, copy=True), None, memory)
 
     @property
     def dt_next(self) -> float | None:
@@ -340,13 +362,19 @@ class Stepper:
         self._cache = None
         self._err_prev = 1.0
 
-    def _first_stage(self, t: float, y: np.ndarray) -> np.ndarray | None:
+    def _first_stage(self, t: float, y: np.ndarray) -> tuple[np.ndarray | None, tuple | None]:
+        """``k_last`` and ``memory`` of the last accepted step when it ended at ``(t, y)``.
+
+        The times may differ by ``1e-12 max(1, |t|)``: the driver snaps a step that lands within
+        that of a save time onto it.
+        """
         if self._cache is None:
-            return None
-        t_c, y_c, k_c = self._cache
-        if t_c == t and y_c.shape == y.shape and bool((y_c == y).all()):
-            return k_c
-        return None
+            return None, None
+        t_c, y_c, k_c, memory = self._cache
+        if (abs(t_c - t) <= 1e-12 * max(1.0, abs(t)) and y_c.shape == y.shape
+                and bool((y_c == y).all())):
+            return k_c, memory
+        return None, None
 
     def step(self, t: float, y: np.ndarray, dt_limit: float = np.inf
              ) -> tuple[float, np.ndarray, dict[str, Any]]:
@@ -380,8 +408,9 @@ class Stepper:
             raise ValueError(f"dt_limit must be > 0, got {dt_limit!r}; the driver must not ask "
                              "for a step at or past the end time")
         y = np.asarray(y)
-        k_first = self._first_stage(t, y)  # a match means y equals an accepted, finite state
-        if k_first is None and not np.isfinite(y).all():
+        # a match means y equals an accepted, finite state
+        k_first, self._memory = self._first_stage(t, y)
+        if k_first is None and self._memory is None and not np.isfinite(y).all():
             raise NonFiniteState("the state passed to the stepper contains NaN or Inf", t=t)
         rhs_before = self.n_rhs
         if self._dt_next is None:
@@ -417,7 +446,7 @@ class Stepper:
     def _trial(self, t: float, y: np.ndarray, dt: float, k_first: np.ndarray | None
                ) -> tuple[StepResult, bool, float]:
         """One trial step: result, whether it is finite, and its scaled error (nan if none)."""
-        result = advance(self.scheme, self.problem, t, y, dt, k_first)
+        result = advance(self.scheme, self.problem, t, y, dt, k_first, self._memory)
         if k_first is None:
             self._check_first_stage(result.k_first, t)
         finite = bool(np.isfinite(result.y).all())
@@ -432,8 +461,13 @@ class Stepper:
 
     def _adaptive_trials(self, t: float, y: np.ndarray, dt_limit: float,
                          k_first: np.ndarray | None):
-        """Shrink the step until a trial passes the error test; raise when that fails."""
-        dt_try = self._on_ladder(self._dt_next)
+        """Shrink the step until a trial passes the error test; raise when that fails.
+
+        ``ideal`` is the controller's step, ``dt_try`` the same rounded down to the ladder; the
+        last of them is returned as ``dt_unclipped``.
+        """
+        ideal = self._dt_next
+        dt_try = self._on_ladder(ideal)
         rejected = 0
         nonfinite = False
         smallest = UNDERFLOW_FACTOR * max(1.0, abs(t))
@@ -450,7 +484,7 @@ class Stepper:
             result, finite, err = self._trial(t, y, dt, k_first)
             k_first = result.k_first
             if finite and err <= 1.0:
-                return result, dt, err, rejected, clipped, dt_try
+                return result, dt, err, rejected, clipped, ideal
             rejected += 1
             self.n_rejected += 1
             nonfinite = not finite
@@ -460,7 +494,8 @@ class Stepper:
                                          f"{rejected} times in a row", t=t, dt=dt)
                 raise TooManyRejections(f"{rejected} consecutive rejected steps (max_rejects = "
                                         f"{self.max_rejects})", t=t, dt=dt)
-            dt_try = self._on_ladder(dt * self.controller.reject_factor(err, self._k))
+            ideal = dt * self.controller.reject_factor(err, self._k)
+            dt_try = self._on_ladder(ideal)
 
     def _on_ladder(self, dt: float) -> float:
         """``dt`` rounded down to the scheme's step ladder (unchanged without one)."""
@@ -474,12 +509,18 @@ class Stepper:
     def _accept(self, t: float, result: StepResult, dt: float, err: float, rejected: int,
                 clipped: bool, dt_unclipped: float) -> None:
         self.n_accepted += 1
-        if result.k_last is not None:
-            self._cache = (t + dt, np.array(result.y, copy=True), result.k_last)
+        if result.k_last is not None or result.memory is not None:
+            self._cache = (t + dt, np.array(result.y, copy=True), result.k_last, result.memory)
         else:
             self._cache = None
         if not self.adaptive:
             return
+        if not clipped and dt < dt_unclipped:
+            # a step rounded down to the ladder: control the step the controller asked for, with
+            # the error it would have had (err ~ dt^k), or the rounding stalls the growth of the
+            # steps on one rung
+            err *= (dt_unclipped / dt) ** self._k
+            dt = dt_unclipped
         proposal = dt * self.controller.accept_factor(err, self._err_prev, self._k)
         if rejected:
             proposal = min(proposal, dt)

@@ -32,12 +32,16 @@ class StepResult:
         else None.
     k_first : array
         The first stage at ``(t, y_old)``; reusable when the step is retried with another ``dt``.
+    memory : tuple or None
+        What an accepted step hands to the next one from ``(t + dt, y)`` besides ``k_last`` (the
+        earlier nodes of an error check that looks back one step), else None.
     """
 
     y: np.ndarray
     error: np.ndarray | None
     k_last: np.ndarray | None
     k_first: np.ndarray
+    memory: tuple | None = None
 
 
 def _combine(y: np.ndarray, h: float, weights: np.ndarray, stages: list[np.ndarray]) -> np.ndarray:

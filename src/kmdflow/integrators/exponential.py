@@ -83,9 +83,12 @@ Coefficients
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
@@ -101,10 +104,16 @@ from kmdflow.integrators.phi_functions import (
 from kmdflow.integrators.tableaux import register_scheme
 
 #: Coefficient sets kept per scheme (``(L, h)`` pairs).
-CACHE_SIZE = 4
+CACHE_SIZE = 16
+
+#: Bytes the coefficient sets of one scheme may hold.
+CACHE_BYTES = 64 * 2**20
 
 #: Adaptive ETD steps are rounded down to ``2^(j / STEPS_PER_OCTAVE)`` (module docstring).
 STEPS_PER_OCTAVE = 16
+
+#: The ladder of ``etdrk4`` (coarser: each of its steps needs the sets of ``h``, ``h/2``, ``h/4``).
+QUADRATURE_STEPS_PER_OCTAVE = 4
 
 #: ``etdrk43`` trusts its FSAL estimate while one step shrinks the state by at most this factor
 #: (module docstring); beyond it the step is redone as two Simpson-checked half steps.
@@ -122,13 +131,18 @@ _PHI2 = PhiCombination([0, 1])
 _ETDRK4_U = PhiCombination([1, -3, 4])
 _ETDRK4_AB = PhiCombination([0, 2, -4])
 _ETDRK4_C = PhiCombination([0, -1, 4])
+# the look-back correction of the quadrature check: int_0^1 e^(z (1 - s)) q(s) ds for
+# q = omega = s (s - 1/2)(s - 1) and q = s omega, from int_0^1 e^(z (1 - s)) s^j ds = j! phi_(j+1)
+_OMEGA = PhiCombination([0, Fraction(1, 2), -3, 6])
+_S_OMEGA = PhiCombination([0, 0, 1, -9, 24])
 
 Coefficients = dict[str, np.ndarray]
 
 
 #: Coefficient names of each formula, in the order :func:`_coefficients` stores them.
 _COEFFICIENT_NAMES = {"etd1": ("E", "W1"), "etdrk2": ("E", "W1", "W2"),
-                      "etdrk4": ("E", "E2", "Q", "Wu", "Wab", "Wc")}
+                      "etdrk4": ("E", "E2", "Q", "Wu", "Wab", "Wc"),
+                      "rung": ("E", "P1", "Wu", "Wab", "Wc", "G1", "G2")}
 
 
 def _coefficients(method: str, z: np.ndarray, h: float, dtype=None) -> Coefficients:
@@ -147,6 +161,9 @@ def _coefficients(method: str, z: np.ndarray, h: float, dtype=None) -> Coefficie
         block[1:] = evaluate_together((_PHI1,), z, exp_z)
     elif method == "etdrk2":
         block[1:] = evaluate_together((_PHI1, _PHI2), z, exp_z)
+    elif method == "rung":
+        block[1:] = evaluate_together((_PHI1, _ETDRK4_U, _ETDRK4_AB, _ETDRK4_C, _OMEGA, _S_OMEGA),
+                                      z, exp_z)
     else:
         block[3:] = evaluate_together((_ETDRK4_U, _ETDRK4_AB, _ETDRK4_C), z, exp_z)
         with np.errstate(over="ignore"):
@@ -192,7 +209,11 @@ _STEPS: dict[str, Callable[..., np.ndarray]] = {
 
 
 class _CoefficientCache:
-    """The last few coefficient sets keyed by ``(h, dtype, L)``; safe to share between threads.
+    """The most recently used coefficient sets keyed by ``(method, h, dtype, L)``; safe to share
+    between threads.
+
+    At most ``size`` sets, and no more than :data:`CACHE_BYTES` of them (but always 4) for large
+    states.
 
     ``dtype`` is the state's: for a complex state the real coefficients are stored as complex, so
     each stage multiplies like types (numpy multiplies complex by real arrays about three times
@@ -201,32 +222,67 @@ class _CoefficientCache:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._entries: tuple = ()
+        # (method, h, dtype) -> (L, coefficients), least recently used first
+        self._entries: OrderedDict[tuple, tuple[np.ndarray, Coefficients]] = OrderedDict()
+        self._derived: OrderedDict[tuple, tuple[Coefficients, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
         self.misses = 0
 
     def get(self, method: str, linear: np.ndarray, h: float,
             dtype: np.dtype | None = None) -> Coefficients:
-        for h_c, dtype_c, linear_c, coefficients in self._entries:
-            if (h_c == h and dtype_c == dtype and linear_c.shape == linear.shape
-                    and bool((linear_c == linear).all())):
+        key = (method, h, dtype)
+        entry = self._entries.get(key)
+        if entry is not None:
+            linear_c, coefficients = entry
+            # a read-only L (the stepper's) is held itself, so identity is equality
+            if linear_c is linear or (linear_c.shape == linear.shape
+                                      and bool((linear_c == linear).all())):
+                with self._lock:
+                    if key in self._entries:
+                        self._entries.move_to_end(key)
                 return coefficients
         coefficients = _coefficients(method, h * linear, h, dtype)
-        frozen = np.array(linear, copy=True)
+        frozen = linear if not linear.flags.writeable else np.array(linear, copy=True)
         frozen.setflags(write=False)
+        entry_bytes = frozen.nbytes + sum(v.nbytes for v in coefficients.values())
+        keep = max(4, min(self.size, CACHE_BYTES // max(entry_bytes, 1)))
         with self._lock:
             self.misses += 1
-            self._entries = ((h, dtype, frozen, coefficients),) + self._entries[: self.size - 1]
+            self._entries[key] = (frozen, coefficients)
+            self._entries.move_to_end(key)
+            while len(self._entries) > keep:
+                self._entries.popitem(last=False)
         return coefficients
+
+    def derived(self, parent: Coefficients, key, build: Callable[[Coefficients], np.ndarray]
+                ) -> np.ndarray:
+        """``build(parent)`` for a set ``parent`` this cache returned, kept per ``(parent, key)``
+        (as many as sets are kept)."""
+        slot = (id(parent), key)
+        with self._lock:
+            entry = self._derived.get(slot)
+            if entry is not None and entry[0] is parent:
+                self._derived.move_to_end(slot)
+                return entry[1]
+        value = build(parent)
+        with self._lock:
+            self._derived[slot] = (parent, value)  # holding parent keeps its id unique
+            while len(self._derived) > max(len(self._entries), 4):
+                self._derived.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def clear(self) -> None:
         with self._lock:
-            self._entries = ()
+            self._entries.clear()
+            self._derived.clear()
 
 
 #: How a scheme estimates its local error: two half steps against one full step, or an
 #: embedded lower-order solution from a first-same-as-last stage (module docstring).
-ESTIMATES = ("doubling", "fsal")
+ESTIMATES = ("doubling", "fsal", "quadrature")
 
 
 @dataclass(frozen=True, eq=False)
@@ -307,14 +363,14 @@ class ExponentialScheme:
         if self.estimate not in ESTIMATES:
             raise ValueError(f"ExponentialScheme: estimate must be one of {', '.join(ESTIMATES)}, "
                              f"got {self.estimate!r}")
-        if self.estimate == "fsal" and formula != "etdrk4":
-            raise ValueError(f"ExponentialScheme {self.name!r}: estimate 'fsal' is defined for the "
-                             f"etdrk4 formula only, got formula {formula!r}; use estimate "
-                             "'doubling'")
+        if self.estimate != "doubling" and formula != "etdrk4":
+            raise ValueError(f"ExponentialScheme {self.name!r}: estimate {self.estimate!r} is "
+                             f"defined for the etdrk4 formula only, got formula {formula!r}; use "
+                             "estimate 'doubling'")
         object.__setattr__(self, "formula", formula)
-        fsal = self.estimate == "fsal"
-        object.__setattr__(self, "error_order", self.order - 1 if fsal else self.order)
-        object.__setattr__(self, "fsal", fsal)
+        object.__setattr__(self, "error_order",
+                           self.order - 1 if self.estimate == "fsal" else self.order)
+        object.__setattr__(self, "fsal", self.estimate != "doubling")
         object.__setattr__(self, "cache", _CoefficientCache(CACHE_SIZE))
 
     @property
@@ -337,11 +393,13 @@ class ExponentialScheme:
         """Evaluations of ``N`` per trial step beyond ``N(t, y)`` (which retries share).
 
         Doubling: ``3 s - 2`` (``s - 1`` for the full step and for the first half step, ``s`` for
-        the second). FSAL: ``s`` (``s - 1`` stages and ``N(t + h, u_new)``, which an accepted
-        step hands to the next one as its ``N(t, y)``); a trial that shrinks the state by more
-        than :data:`FSAL_DECAY_LIMIT` adds ``2 s`` for its Simpson-checked half steps.
+        the second). Quadrature: ``2 s`` (``s - 1`` per half step, ``N`` at the midpoint and
+        ``N(t + h, u_new)``, which an accepted step hands to the next one as its ``N(t, y)``).
+        FSAL: ``s`` (``s - 1`` stages and ``N(t + h, u_new)``); a trial that shrinks the state by
+        more than :data:`FSAL_DECAY_LIMIT` adds ``2 s`` for its Simpson-checked half steps.
         """
-        return self.stages if self.fsal else 3 * self.stages - 2
+        return {"doubling": 3 * self.stages - 2, "quadrature": 2 * self.stages,
+                "fsal": self.stages}[self.estimate]
 
     def coefficients(self, linear: np.ndarray, h: float, dtype=None) -> Coefficients:
         """Cached phi-function coefficients for step ``h``: read-only, shaped as ``linear``.
@@ -354,7 +412,8 @@ class ExponentialScheme:
 
 ETD1 = ExponentialScheme("etd1", order=1, stages=1)
 ETDRK2 = ExponentialScheme("etdrk2", order=2, stages=2)
-ETDRK4 = ExponentialScheme("etdrk4", order=4, stages=4)
+ETDRK4 = ExponentialScheme("etdrk4", order=4, stages=4, estimate="quadrature",
+                           steps_per_octave=QUADRATURE_STEPS_PER_OCTAVE)
 ETDRK43 = ExponentialScheme("etdrk43", order=4, stages=4, formula="etdrk4", estimate="fsal",
                             steps_per_octave=STEPS_PER_OCTAVE)
 
@@ -398,15 +457,17 @@ def etd_step(scheme: ExponentialScheme, linear: np.ndarray, rhs: Rhs, t: float, 
 
 @advance.register
 def _advance_exponential(scheme: ExponentialScheme, problem: OdeProblem, t: float,
-                         y: np.ndarray, dt: float, k_first: np.ndarray | None = None
-                         ) -> StepResult:
-    """One trial step with its error estimate (doubling or FSAL, see the module docstring)."""
+                         y: np.ndarray, dt: float, k_first: np.ndarray | None = None,
+                         memory: tuple | None = None) -> StepResult:
+    """One trial step with its error estimate (doubling, quadrature or FSAL: module docstring)."""
     if problem.linear is None:
         raise ValueError(f"integrator {scheme.name!r} needs the diagonal linear part: pass "
                          "linear=<array>")
     y = np.asarray(y)
     n0 = np.asarray(problem.rhs(t, y) if k_first is None else k_first)
     h = float(dt)
+    if scheme.estimate == "quadrature":
+        return _advance_quadrature(scheme, problem, t, y, h, n0, memory)
     if scheme.fsal:
         return _advance_fsal(scheme, problem, t, y, h, n0)
     y_full = etd_step(scheme, problem.linear, problem.rhs, t, y, h, n0)
@@ -440,6 +501,84 @@ def _advance_fsal(scheme: ExponentialScheme, problem: OdeProblem, t: float, y: n
     simpson = w["E"] * y + w["Wu"] * n0 + w["Wab"] * (2.0 * n_mid) + w["Wc"] * n_end
     error = (y_half - simpson) * _decay_factor(y, y_half)
     return StepResult(y=y_half, error=error, k_last=n_end, k_first=n0)
+
+
+#: The quadrature check looks back to the previous step when its length is within this factor of
+#: the current step's (either way); otherwise it checks against the step's own three nodes.
+LOOKBACK_RATIO = 8.0
+
+
+def _advance_quadrature(scheme: ExponentialScheme, problem: OdeProblem, t: float, y: np.ndarray,
+                        h: float, n0: np.ndarray, memory: tuple | None) -> StepResult:
+    """Two ETDRK4 half steps, checked against the exponential quadrature of ``N`` on five nodes
+    (the step's three and the previous step's two) or, without a usable previous step, on the
+    step's three (module docstring)."""
+    rhs, linear, dtype = problem.rhs, np.asarray(problem.linear), np.dtype(y.dtype)
+    w, w_half, w_quarter = (scheme.cache.get("rung", linear, x, dtype) for x in (h, 0.5 * h, 0.25 * h))
+    half = {"E": w_half["E"], "E2": w_quarter["E"], "Q": w_quarter["P1"], "Wu": w_half["Wu"],
+            "Wab": w_half["Wab"], "Wc": w_half["Wc"]}
+    y_mid, _ = _stages_etdrk4(half, rhs, t, y, 0.5 * h, n0)
+    n_mid = np.asarray(rhs(t + 0.5 * h, y_mid))
+    y_new, _ = _stages_etdrk4(half, rhs, t + 0.5 * h, y_mid, 0.5 * h, n_mid)
+    n_end = np.asarray(rhs(t + h, y_new))
+    # error = y_new - (e^(L h) y + sum_i W_i N_i), the quadrature through the nodes
+    nodes = [n0, n_mid, n_end]
+    ratio = None
+    if memory is not None and 1.0 / LOOKBACK_RATIO <= memory[0] / h <= LOOKBACK_RATIO:
+        ratio = memory[0] / h
+        nodes += memory[1:]
+    weights = scheme.cache.derived(w, ratio, lambda rung: _quadrature_weights(rung, ratio))
+    error = weights[0] * y
+    np.subtract(y_new, error, out=error)
+    term = np.empty_like(error)
+    for weight, value in zip(weights[1:], nodes):
+        error -= np.multiply(weight, value, out=term)
+    decay = _decay_factor(y, y_new)
+    if decay != 1.0:
+        error *= decay
+    return StepResult(y=y_new, error=error, k_last=n_end, k_first=n0, memory=(h, n0, n_mid))
+
+
+def _quadrature_weights(w: Coefficients, ratio: float | None) -> np.ndarray:
+    r"""``(6, ...)``: ``e^(L h)`` and the weights of ``N`` at ``s = 0, 1/2, 1`` (and, with
+    ``ratio``, at ``s = -ratio, -ratio/2``) in the exponential quadrature over the step.
+
+    Without ``ratio``: the exponential Simpson rule (ETDRK4's weights ``Wu, 2 Wab, Wc``; the last
+    two rows zero). With it, the quartic through the five nodes is
+    ``p_2(s) + omega(s) (alpha + beta s)`` (:func:`_lookback_coefficients`), which adds
+    ``alpha G_1 + beta G_2``.
+    """
+    out = np.zeros((6,) + w["E"].shape, dtype=w["E"].dtype)
+    out[0], out[1], out[2], out[3] = w["E"], w["Wu"], 2.0 * w["Wab"], w["Wc"]
+    if ratio is not None:
+        alpha, beta = _lookback_coefficients(ratio)
+        for i, row in enumerate((4, 5, 1, 2, 3)):  # alpha, beta list N_prev, N_prev_mid first
+            out[row] += alpha[i] * w["G1"] + beta[i] * w["G2"]
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _lookback_coefficients(ratio: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    r"""``alpha`` and ``beta`` of the quartic correction as combinations (5 floats each) of
+    ``N`` at ``s = -ratio, -ratio/2, 0, 1/2, 1`` (``s = (tau - t) / h``); cached, since on the
+    step ladder few ratios occur.
+
+    The quartic through the five nodes is ``p_2(s) + omega(s) (alpha + beta s)``, ``p_2`` the
+    quadratic through the last three and ``omega(s) = s (s - 1/2)(s - 1)``; at the two earlier
+    nodes ``alpha + beta s_i = d_i = (N_i - p_2(s_i)) / omega(s_i)``.
+    """
+    rows = []
+    nodes = (-ratio, -0.5 * ratio)
+    for i, s in enumerate(nodes):
+        omega = s * (s - 0.5) * (s - 1.0)
+        lagrange = (2.0 * (s - 0.5) * (s - 1.0), -4.0 * s * (s - 1.0), 2.0 * s * (s - 0.5))
+        row = np.zeros(5)
+        row[i] = 1.0
+        row[2:] = [-v for v in lagrange]
+        rows.append(row / omega)
+    beta = (rows[0] - rows[1]) / (nodes[0] - nodes[1])
+    return tuple((rows[0] - nodes[0] * beta).tolist()), tuple(beta.tolist())
 
 
 def _decay_factor(y: np.ndarray, y_new: np.ndarray) -> float:
