@@ -84,6 +84,7 @@ Coefficients
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -115,6 +116,14 @@ STEPS_PER_OCTAVE = 16
 #: The ladder of ``etdrk4`` (coarser: each of its steps needs the sets of ``h``, ``h/2``, ``h/4``).
 QUADRATURE_STEPS_PER_OCTAVE = 4
 
+#: The quadrature check of ``etdrk4`` looks back over earlier steps while each is within this
+#: factor of the current step's length (either way).
+LOOKBACK_RATIO = 8.0
+
+#: Earlier nodes in that check (module docstring): the previous step's midpoint and start; the
+#: code takes up to the midpoints and starts of the last two steps.
+LOOKBACK_NODES = 2
+
 #: ``etdrk43`` trusts its FSAL estimate while one step shrinks the state by at most this factor
 #: (module docstring); beyond it the step is redone as two Simpson-checked half steps.
 FSAL_DECAY_LIMIT = 2.0
@@ -133,8 +142,9 @@ _ETDRK4_AB = PhiCombination([0, 2, -4])
 _ETDRK4_C = PhiCombination([0, -1, 4])
 # the look-back correction of the quadrature check: int_0^1 e^(z (1 - s)) q(s) ds for
 # q = omega = s (s - 1/2)(s - 1) and q = s omega, from int_0^1 e^(z (1 - s)) s^j ds = j! phi_(j+1)
-_OMEGA = PhiCombination([0, Fraction(1, 2), -3, 6])
-_S_OMEGA = PhiCombination([0, 0, 1, -9, 24])
+_G = tuple(PhiCombination([0] * (j + 1) + [Fraction(math.factorial(j + 1), 2),
+                                            Fraction(-3 * math.factorial(j + 2), 2),
+                                            math.factorial(j + 3)]) for j in range(LOOKBACK_NODES))
 
 Coefficients = dict[str, np.ndarray]
 
@@ -142,7 +152,8 @@ Coefficients = dict[str, np.ndarray]
 #: Coefficient names of each formula, in the order :func:`_coefficients` stores them.
 _COEFFICIENT_NAMES = {"etd1": ("E", "W1"), "etdrk2": ("E", "W1", "W2"),
                       "etdrk4": ("E", "E2", "Q", "Wu", "Wab", "Wc"),
-                      "rung": ("E", "P1", "Wu", "Wab", "Wc", "G1", "G2")}
+                      "rung": ("E", "P1", "Wu", "Wab", "Wc")
+                      + tuple(f"G{j}" for j in range(LOOKBACK_NODES))}
 
 
 def _coefficients(method: str, z: np.ndarray, h: float, dtype=None) -> Coefficients:
@@ -162,8 +173,7 @@ def _coefficients(method: str, z: np.ndarray, h: float, dtype=None) -> Coefficie
     elif method == "etdrk2":
         block[1:] = evaluate_together((_PHI1, _PHI2), z, exp_z)
     elif method == "rung":
-        block[1:] = evaluate_together((_PHI1, _ETDRK4_U, _ETDRK4_AB, _ETDRK4_C, _OMEGA, _S_OMEGA),
-                                      z, exp_z)
+        block[1:] = evaluate_together((_PHI1, _ETDRK4_U, _ETDRK4_AB, _ETDRK4_C) + _G, z, exp_z)
     else:
         block[3:] = evaluate_together((_ETDRK4_U, _ETDRK4_AB, _ETDRK4_C), z, exp_z)
         with np.errstate(over="ignore"):
@@ -224,7 +234,6 @@ class _CoefficientCache:
         self.size = size
         # (method, h, dtype) -> (L, coefficients), least recently used first
         self._entries: OrderedDict[tuple, tuple[np.ndarray, Coefficients]] = OrderedDict()
-        self._derived: OrderedDict[tuple, tuple[Coefficients, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
         self.misses = 0
 
@@ -254,30 +263,12 @@ class _CoefficientCache:
                 self._entries.popitem(last=False)
         return coefficients
 
-    def derived(self, parent: Coefficients, key, build: Callable[[Coefficients], np.ndarray]
-                ) -> np.ndarray:
-        """``build(parent)`` for a set ``parent`` this cache returned, kept per ``(parent, key)``
-        (as many as sets are kept)."""
-        slot = (id(parent), key)
-        with self._lock:
-            entry = self._derived.get(slot)
-            if entry is not None and entry[0] is parent:
-                self._derived.move_to_end(slot)
-                return entry[1]
-        value = build(parent)
-        with self._lock:
-            self._derived[slot] = (parent, value)  # holding parent keeps its id unique
-            while len(self._derived) > max(len(self._entries), 4):
-                self._derived.popitem(last=False)
-        return value
-
     def __len__(self) -> int:
         return len(self._entries)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-            self._derived.clear()
 
 
 #: How a scheme estimates its local error: two half steps against one full step, or an
@@ -503,11 +494,6 @@ def _advance_fsal(scheme: ExponentialScheme, problem: OdeProblem, t: float, y: n
     return StepResult(y=y_half, error=error, k_last=n_end, k_first=n0)
 
 
-#: The quadrature check looks back to the previous step when its length is within this factor of
-#: the current step's (either way); otherwise it checks against the step's own three nodes.
-LOOKBACK_RATIO = 8.0
-
-
 def _advance_quadrature(scheme: ExponentialScheme, problem: OdeProblem, t: float, y: np.ndarray,
                         h: float, n0: np.ndarray, memory: tuple | None) -> StepResult:
     """Two ETDRK4 half steps, checked against the exponential quadrature of ``N`` on five nodes
@@ -521,64 +507,68 @@ def _advance_quadrature(scheme: ExponentialScheme, problem: OdeProblem, t: float
     n_mid = np.asarray(rhs(t + 0.5 * h, y_mid))
     y_new, _ = _stages_etdrk4(half, rhs, t + 0.5 * h, y_mid, 0.5 * h, n_mid)
     n_end = np.asarray(rhs(t + h, y_new))
-    # error = y_new - (e^(L h) y + sum_i W_i N_i), the quadrature through the nodes
-    nodes = [n0, n_mid, n_end]
-    ratio = None
-    if memory is not None and 1.0 / LOOKBACK_RATIO <= memory[0] / h <= LOOKBACK_RATIO:
-        ratio = memory[0] / h
-        nodes += memory[1:]
-    weights = scheme.cache.derived(w, ratio, lambda rung: _quadrature_weights(rung, ratio))
-    error = weights[0] * y
+    # error = y_new - (e^(L h) y + h int_0^1 e^(L h (1 - s)) p(s) ds), p interpolating N: first
+    # the exponential Simpson rule (p the quadratic through s = 0, 1/2, 1) ...
+    error = w["E"] * y
     np.subtract(y_new, error, out=error)
     term = np.empty_like(error)
-    for weight, value in zip(weights[1:], nodes):
+    for weight, value in ((w["Wu"], n0), (w["Wab"], 2.0 * n_mid), (w["Wc"], n_end)):
         error -= np.multiply(weight, value, out=term)
+    positions, earlier = _lookback_nodes(memory, h)
+    if positions:
+        # ... then its correction to the interpolant through earlier nodes as well
+        nodes = np.stack([n0, n_mid, n_end, *earlier])
+        correction = _lookback_coefficients(positions) @ nodes.reshape(nodes.shape[0], -1)
+        for j, q_j in enumerate(correction.reshape((len(positions),) + nodes.shape[1:])):
+            error -= np.multiply(w[f"G{j}"], q_j, out=term)
     decay = _decay_factor(y, y_new)
     if decay != 1.0:
         error *= decay
-    return StepResult(y=y_new, error=error, k_last=n_end, k_first=n0, memory=(h, n0, n_mid))
+    step_memory = (h, n0, n_mid) + (memory[:3] if memory else ())
+    return StepResult(y=y_new, error=error, k_last=n_end, k_first=n0, memory=step_memory)
 
 
-def _quadrature_weights(w: Coefficients, ratio: float | None) -> np.ndarray:
-    r"""``(6, ...)``: ``e^(L h)`` and the weights of ``N`` at ``s = 0, 1/2, 1`` (and, with
-    ``ratio``, at ``s = -ratio, -ratio/2``) in the exponential quadrature over the step.
+def _lookback_nodes(memory: tuple | None, h: float) -> tuple[tuple[float, ...], list]:
+    """Positions ``s = (tau - t) / h`` and values of ``N`` at the earlier nodes the check uses.
 
-    Without ``ratio``: the exponential Simpson rule (ETDRK4's weights ``Wu, 2 Wab, Wc``; the last
-    two rows zero). With it, the quartic through the five nodes is
-    ``p_2(s) + omega(s) (alpha + beta s)`` (:func:`_lookback_coefficients`), which adds
-    ``alpha G_1 + beta G_2``.
+    ``memory`` is ``(h_1, N(t - h_1), N(t - h_1/2), h_2, N(t - h_1 - h_2), N(...))``, the last
+    steps first; a step's two nodes are used while ``h_i / h`` is within
+    :data:`LOOKBACK_RATIO`, up to :data:`LOOKBACK_NODES` nodes, and none if fewer than two.
     """
-    out = np.zeros((6,) + w["E"].shape, dtype=w["E"].dtype)
-    out[0], out[1], out[2], out[3] = w["E"], w["Wu"], 2.0 * w["Wab"], w["Wc"]
-    if ratio is not None:
-        alpha, beta = _lookback_coefficients(ratio)
-        for i, row in enumerate((4, 5, 1, 2, 3)):  # alpha, beta list N_prev, N_prev_mid first
-            out[row] += alpha[i] * w["G1"] + beta[i] * w["G2"]
+    positions, values = [], []
+    offset = 0.0
+    for i in range(0, len(memory or ()), 3):
+        ratio = memory[i] / h
+        if not 1.0 / LOOKBACK_RATIO <= ratio <= LOOKBACK_RATIO:
+            break
+        positions += [-(offset + 0.5 * ratio), -(offset + ratio)]
+        values += [memory[i + 2], memory[i + 1]]
+        offset += ratio
+    if len(positions) < 2:
+        return (), []
+    return tuple(positions[:LOOKBACK_NODES]), values[:LOOKBACK_NODES]
+
+
+@functools.lru_cache(maxsize=256)
+def _lookback_coefficients(positions: tuple[float, ...]) -> np.ndarray:
+    r"""``(m, 3 + m)``: the coefficients ``q_j`` of the interpolant's correction as combinations of
+    ``N`` at ``s = 0, 1/2, 1`` and at the ``m`` earlier ``positions``; cached (on the step
+    ladder few position sets occur), read-only.
+
+    The interpolant through all nodes is ``p_2(s) + omega(s) q(s)``, ``p_2`` the quadratic through
+    ``s = 0, 1/2, 1``, ``omega(s) = s (s - 1/2)(s - 1)`` and ``q(s) = sum_j q_j s^j`` of degree
+    ``m - 1``; at an earlier node ``q(s_i) = (N_i - p_2(s_i)) / omega(s_i)``, with
+    ``p_2(s) = 2 (s - 1/2)(s - 1) N_0 - 4 s (s - 1) N_(1/2) + 2 s (s - 1/2) N_1``.
+    """
+    m = len(positions)
+    d = np.zeros((m, 3 + m))
+    for i, s in enumerate(positions):
+        d[i, :3] = [-2.0 * (s - 0.5) * (s - 1.0), 4.0 * s * (s - 1.0), -2.0 * s * (s - 0.5)]
+        d[i, 3 + i] = 1.0
+        d[i] /= s * (s - 0.5) * (s - 1.0)
+    out = np.linalg.solve(np.vander(np.array(positions), m, increasing=True), d)
     out.setflags(write=False)
     return out
-
-
-@functools.lru_cache(maxsize=64)
-def _lookback_coefficients(ratio: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    r"""``alpha`` and ``beta`` of the quartic correction as combinations (5 floats each) of
-    ``N`` at ``s = -ratio, -ratio/2, 0, 1/2, 1`` (``s = (tau - t) / h``); cached, since on the
-    step ladder few ratios occur.
-
-    The quartic through the five nodes is ``p_2(s) + omega(s) (alpha + beta s)``, ``p_2`` the
-    quadratic through the last three and ``omega(s) = s (s - 1/2)(s - 1)``; at the two earlier
-    nodes ``alpha + beta s_i = d_i = (N_i - p_2(s_i)) / omega(s_i)``.
-    """
-    rows = []
-    nodes = (-ratio, -0.5 * ratio)
-    for i, s in enumerate(nodes):
-        omega = s * (s - 0.5) * (s - 1.0)
-        lagrange = (2.0 * (s - 0.5) * (s - 1.0), -4.0 * s * (s - 1.0), 2.0 * s * (s - 0.5))
-        row = np.zeros(5)
-        row[i] = 1.0
-        row[2:] = [-v for v in lagrange]
-        rows.append(row / omega)
-    beta = (rows[0] - rows[1]) / (nodes[0] - nodes[1])
-    return tuple((rows[0] - nodes[0] * beta).tolist()), tuple(beta.tolist())
 
 
 def _decay_factor(y: np.ndarray, y_new: np.ndarray) -> float:
