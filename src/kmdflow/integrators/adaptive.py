@@ -97,8 +97,9 @@ class TooManyRejections(IntegratorError):
     reason = "too many rejected steps"
 
 
-def ladder_step(dt: float, steps_per_octave: int) -> float:
-    r"""The largest step ``2^(j / m) <= dt`` (``m = steps_per_octave``, ``j`` integer).
+def ladder_step(dt: float, steps_per_octave: int, nearest: bool = False) -> float:
+    r"""The largest step ``2^(j / m) <= dt`` (``m = steps_per_octave``, ``j`` integer), or with
+    ``nearest`` the rung nearest to ``dt`` in ratio.
 
     Parameters
     ----------
@@ -106,17 +107,20 @@ def ladder_step(dt: float, steps_per_octave: int) -> float:
         Proposed step, ``> 0``.
     steps_per_octave : int
         Rungs of the geometric ladder per factor of 2, ``>= 1``.
+    nearest : bool
+        Round to the nearest rung (within a factor ``2^(1/(2m))`` of ``dt``) instead of down.
 
     Notes
     -----
-    :math:`h = 2^{\lfloor m \log_2 dt \rfloor / m}`, computed so that a rung maps to itself
-    bit for bit (``ladder_step(ladder_step(dt, m), m) == ladder_step(dt, m)``): schemes whose
-    steps cost a setup per step size (exponential integrators) then meet the same sizes again.
+    :math:`h = 2^{\lfloor m \log_2 dt \rfloor / m}` (``nearest``: :math:`2^{[m \log_2 dt] / m}`),
+    computed so that a rung maps to itself bit for bit
+    (``ladder_step(ladder_step(dt, m), m) == ladder_step(dt, m)``): schemes whose steps cost a
+    setup per step size (exponential integrators) then meet the same sizes again.
     """
     m = int(steps_per_octave)
     j = round(m * math.log2(dt))
     rung = 2.0 ** (j / m)
-    if rung > dt:
+    if rung > dt and not nearest:
         rung = 2.0 ** ((j - 1) / m)
     return rung
 
@@ -256,8 +260,10 @@ class Stepper:
     passes the same ``t`` and an equal ``y``; any other state (say, positions wrapped into
     ``[0, 2 pi)``) is simply re-evaluated. Within one call the first stage is evaluated once for
     all trial steps. A scheme with ``steps_per_octave = m > 0`` has its adaptive trial steps
-    rounded down to :func:`ladder_step` (``2^(j/m)``), so that step-size-dependent setup can be
-    reused; clipped and fixed steps are taken as given.
+    rounded to the nearest rung of :func:`ladder_step` (``2^(j/m)``; retries after a rejection
+    round down), so that step-size-dependent setup can be reused; the controller is fed the step
+    it asked for, with the error rescaled to it (``err ~ dt^k``), so the rounding neither biases
+    nor stalls the steps. Clipped and fixed steps are taken as given.
     """
 
     def __init__(self, scheme: Scheme, rhs: Rhs, *, linear: np.ndarray | None = None,
@@ -467,7 +473,7 @@ class Stepper:
         last of them is returned as ``dt_unclipped``.
         """
         ideal = self._dt_next
-        dt_try = self._on_ladder(ideal)
+        dt_try = self._on_ladder(ideal, nearest=True)
         rejected = 0
         nonfinite = False
         smallest = UNDERFLOW_FACTOR * max(1.0, abs(t))
@@ -497,9 +503,11 @@ class Stepper:
             ideal = dt * self.controller.reject_factor(err, self._k)
             dt_try = self._on_ladder(ideal)
 
-    def _on_ladder(self, dt: float) -> float:
-        """``dt`` rounded down to the scheme's step ladder (unchanged without one)."""
-        return ladder_step(dt, self._ladder) if self._ladder else dt
+    def _on_ladder(self, dt: float, nearest: bool = False) -> float:
+        """``dt`` rounded down (or to the nearest rung) on the scheme's step ladder (unchanged
+        without one). A retry after a rejection rounds down, so it is shorter than the step that
+        failed."""
+        return ladder_step(dt, self._ladder, nearest) if self._ladder else dt
 
     def _check_first_stage(self, k_first: np.ndarray, t: float) -> None:
         if not np.isfinite(k_first).all():
@@ -515,10 +523,10 @@ class Stepper:
             self._cache = None
         if not self.adaptive:
             return
-        if not clipped and dt < dt_unclipped:
-            # a step rounded down to the ladder: control the step the controller asked for, with
-            # the error it would have had (err ~ dt^k), or the rounding stalls the growth of the
-            # steps on one rung
+        if not clipped and dt != dt_unclipped:
+            # a step rounded onto the ladder: control the step the controller asked for, with
+            # the error it would have had (err ~ dt^k); fed the rounded steps, the controller
+            # would stall on a rung whenever it asks for less than the next one
             err *= (dt_unclipped / dt) ** self._k
             dt = dt_unclipped
         proposal = dt * self.controller.accept_factor(err, self._err_prev, self._k)

@@ -114,7 +114,7 @@ CACHE_BYTES = 64 * 2**20
 STEPS_PER_OCTAVE = 16
 
 #: The ladder of ``etdrk4`` (coarser: each of its steps needs the sets of ``h``, ``h/2``, ``h/4``).
-QUADRATURE_STEPS_PER_OCTAVE = 4
+QUADRATURE_STEPS_PER_OCTAVE = 2
 
 #: The quadrature check of ``etdrk4`` looks back over earlier steps while each is within this
 #: factor of the current step's length (either way).
