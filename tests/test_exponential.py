@@ -8,9 +8,10 @@
 - Exactness of the linear part against ``mpmath.exp``.
 - Adaptive runs to ``t = 1e6`` against Bernoulli closed forms, and against a fine-step reference
   (a geometric grid, halved, with Richardson extrapolation) for a mode-coupling nonlinearity.
-- The two error estimates: step doubling and the embedded FSAL solution of ``etdrk43`` (rebuilt
-  here from ``phi`` and the published ETDRK4 formula), their orders and rhs counts; the step
-  ladder; the ETDRK4 step coefficients against mpmath.
+- Two of the error estimates: step doubling (``etd1``, ``etdrk2``) and the embedded FSAL solution
+  of ``etdrk43`` (rebuilt here from ``phi`` and the published ETDRK4 formula), their orders and
+  rhs counts; the step ladder; the ETDRK4 step coefficients against mpmath. The quadrature check
+  of ``etdrk4`` is tested in ``tests/test_etd_quadrature.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from kmdflow.integrators.exponential import (
     ETDRK4,
     ETDRK43,
     FSAL_DECAY_LIMIT,
+    QUADRATURE_STEPS_PER_OCTAVE,
     STEPS_PER_OCTAVE,
     ExponentialScheme,
     _coefficients,
@@ -36,7 +38,7 @@ from kmdflow.integrators.exponential import (
 from kmdflow.integrators.phi_functions import PhiCombination, phi
 
 ETD_NAMES = ["etd1", "etdrk2", "etdrk4", "etdrk43"]
-DOUBLING_NAMES = ["etd1", "etdrk2", "etdrk4"]
+DOUBLING_NAMES = ["etd1", "etdrk2"]
 
 
 def fitted_slope(x, y):
@@ -140,7 +142,7 @@ def test_etdrk4_weights_keep_relative_accuracy(coefficients):
 
 
 def test_registry_holds_the_etd_schemes():
-    for name, order in (("etd1", 1), ("etdrk2", 2), ("etdrk4", 4)):
+    for name, order in (("etd1", 1), ("etdrk2", 2)):
         scheme = get_scheme(name)
         assert scheme is SCHEMES[name] and isinstance(scheme, ExponentialScheme)
         assert scheme.order == order and scheme.error_order == order
@@ -149,6 +151,12 @@ def test_registry_holds_the_etd_schemes():
         assert scheme.estimate == "doubling" and scheme.formula == name
         assert scheme.evaluations_per_trial == 3 * scheme.stages - 2
         assert scheme.steps_per_octave == 0  # doubling needs two sizes per step: no ladder
+    # ETDRK4 as two half steps checked by a quadrature: an estimate of power 5, 8 evaluations
+    assert get_scheme("etdrk4") is ETDRK4 and ETDRK4.formula == "etdrk4"
+    assert ETDRK4.estimate == "quadrature" and ETDRK4.fsal and ETDRK4.needs_linear
+    assert ETDRK4.order == 4 and ETDRK4.error_order == 4 and ETDRK4.error_estimate_order == 5
+    assert ETDRK4.evaluations_per_trial == 8
+    assert ETDRK4.steps_per_octave == QUADRATURE_STEPS_PER_OCTAVE
     # ETDRK4 with the embedded order-3 solution: an estimate of power 4, four evaluations per step
     assert get_scheme("etdrk43") is ETDRK43 and ETDRK43.formula == "etdrk4"
     assert ETDRK43.order == 4 and ETDRK43.error_order == 3 and ETDRK43.error_estimate_order == 4
@@ -160,10 +168,13 @@ def test_registry_holds_the_etd_schemes():
         ExponentialScheme("etd9", order=9, stages=9)
     with pytest.raises(ValueError, match="formula must be one of etd1, etdrk2, etdrk4, got 'rk9'"):
         ExponentialScheme("x", order=4, stages=4, formula="rk9")
-    with pytest.raises(ValueError, match="estimate must be one of doubling, fsal, got 'guess'"):
+    with pytest.raises(ValueError,
+                       match="estimate must be one of doubling, fsal, quadrature, got 'guess'"):
         ExponentialScheme("x", order=4, stages=4, formula="etdrk4", estimate="guess")
-    with pytest.raises(ValueError, match="estimate 'fsal' is defined for the etdrk4 formula only"):
-        ExponentialScheme("x", order=2, stages=2, formula="etdrk2", estimate="fsal")
+    for estimate in ("fsal", "quadrature"):
+        with pytest.raises(ValueError,
+                           match=f"estimate '{estimate}' is defined for the etdrk4 formula only"):
+            ExponentialScheme("x", order=2, stages=2, formula="etdrk2", estimate=estimate)
 
 
 def test_the_linear_part_is_required():
@@ -539,16 +550,21 @@ def test_coefficients_are_cached_per_step_size_and_linear_part():
     t, y = 0.0, np.array([0.3, 0.2j, 0.1])
     for _ in range(10):
         t, y, _ = stepper.step(t, y, np.inf)
-    assert ETDRK4.cache.misses - before == 2  # one full and one half step size
+    assert ETDRK4.cache.misses - before == 3  # the sets of h, h/2 and h/4
     # a different linear part with the same step is recomputed, not served from the cache
     other = np.array([-3.0, 0.5j, -10.0])
     y1 = etd_step(ETDRK4, other, _zero, 0.0, np.ones(3, complex), 0.05)
-    assert ETDRK4.cache.misses - before == 3
+    assert ETDRK4.cache.misses - before == 4
     np.testing.assert_allclose(y1, np.exp(0.05 * other), rtol=1e-15)
-    # only the last few sets are kept
+    # only the most recently used sets are kept
     for i in range(3 * CACHE_SIZE):
         ETDRK4.coefficients(linear, 0.01 * (i + 1))
-    assert len(ETDRK4.cache._entries) == CACHE_SIZE
+    assert len(ETDRK4.cache) == CACHE_SIZE
+    recent = ETDRK4.coefficients(linear, 0.01 * (CACHE_SIZE + 1))  # the oldest one kept
+    misses = ETDRK4.cache.misses
+    ETDRK4.coefficients(linear, 1.0)  # evicts the least recently used, not the one just read
+    assert ETDRK4.coefficients(linear, 0.01 * (CACHE_SIZE + 1)) is recent
+    assert ETDRK4.cache.misses == misses + 1
     coefficients = ETDRK4.coefficients(linear, 0.05)
     with pytest.raises(ValueError):
         coefficients["E"][0] = 0.0  # shared arrays are read-only

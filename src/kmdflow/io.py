@@ -117,7 +117,8 @@ def write_checkpoint(state: dict, path: Path, config_hash: str) -> None:
     """Write a run's complete state (:func:`kmdflow.solve.simulate`'s ``checkpoint``) atomically.
 
     ``.npz`` without pickles: the state ``y``, time, next save index, the step controller (and
-    the integrator's step memory, :meth:`kmdflow.integrators.Stepper.checkpoint`), wall seconds, every saved series and snapshot, and the hash of the config it belongs to.
+    the integrator's step memory, :meth:`kmdflow.integrators.Stepper.checkpoint`), wall seconds,
+    every saved series and snapshot, and the hash of the config it belongs to.
     """
     traj = state["trajectory"]
     arrays = {"y": np.asarray(state["y"]), "t": state["t"], "index": state["index"],
