@@ -11,10 +11,37 @@ Schemes (registered in :data:`kmdflow.integrators.SCHEMES`, ``needs_linear = Tru
 
 - ``etd1``: exponential Euler, order 1.
 - ``etdrk2``: Cox--Matthews ETD2RK (J. Comput. Phys. 176, 2002), order 2.
-- ``etdrk4``: Cox--Matthews ETDRK4 (same paper), order 4; step doubling.
-- ``etdrk43``: the same ETDRK4 step with an embedded order-3 estimate (FSAL, below), order 4.
+- ``etdrk4``: Cox--Matthews ETDRK4 (same paper), order 4; two half steps per step, checked
+  against an exponential quadrature of ``N`` (below). The default for spectral runs.
+- ``etdrk43``: one ETDRK4 step with an embedded order-3 estimate (FSAL, below), order 4.
 
-Error estimate of ``etd1``, ``etdrk2``, ``etdrk4``: step doubling (Richardson)
+Error estimate of ``etdrk4``: two half steps checked by a quadrature
+    A trial step of size ``h`` takes two ETDRK4 steps of ``h/2`` and accepts them (``y_new``,
+    local error ``C h^5 / 16``). ``N`` is then known on accurate states at ``s = 0, 1/2, 1``
+    (``s = (tau - t) / h``): ``N(t, y)``, ``N`` at the midpoint state (the second half step's
+    first stage) and ``N(t + h, y_new)`` (the next step's first stage, first same as last); the
+    previous accepted step adds ``N`` at its start and midpoint, ``s = -r, -r/2`` with
+    ``r = h_prev / h``, handed on as the step's ``memory``. The check is the exponential
+    quadrature ``Q = e^(L h) y + h int_0^1 e^(L h (1 - s)) p(s) ds`` of the quartic ``p`` through
+    these five values. Its own error is ``O(h^6)``, so ``e = y_new - Q`` is the error of
+    ``y_new`` itself up to ``O(h^6)``: an estimate of power 5 (``error_order = 4``) that sees
+    both the stage errors of the half steps and how well their quadrature follows ``N`` over the
+    step, where the FSAL estimate below is blind. ``Q`` is the exponential Simpson rule (ETDRK4's
+    final weights with exact stage values) plus ``h int e^(L h (1 - s)) omega(s) q(s) ds``,
+    ``omega = s (s - 1/2)(s - 1)``, ``q`` linear: the weights ``G_j`` of ``s^j omega`` are fixed
+    phi-combinations (:data:`LOOKBACK_NODES` earlier nodes; the code takes up to four). Without a
+    usable previous step (the first step, a step whose predecessor is more than
+    :data:`LOOKBACK_RATIO` times longer or shorter, e.g. after one clipped at a save time) the
+    check is the Simpson rule alone, ``O(h^5)`` and conservative. A step costs ``2 s = 8``
+    evaluations of ``N``. Measured: the estimate matches an independent quartic rule (mpmath),
+    falls with ``h^5`` and tracks the true error to ``O(h)`` (``tests/test_etd_quadrature.py``);
+    on the spectral benchmark it is 1-4 times the true local error. It replaced step doubling
+    (11 evaluations per step): the benchmark run takes 1691 evaluations instead of 2147, and the
+    mode-coupling test of ``tests/test_exponential.py`` ends 6.2e-7 off at ``rtol = 1e-8``
+    (doubling: 6.8e-7). The memory goes into checkpoints
+    (:meth:`kmdflow.integrators.Stepper.checkpoint`), so a resumed run continues bit for bit.
+
+Error estimate of ``etd1``, ``etdrk2``: step doubling (Richardson)
     A trial step of size ``h`` takes one step of ``h`` (``y_1``) and two of ``h/2`` (``y_2``) and
     *accepts* ``y_2``; the declared order ``p`` is that of the scheme and of ``y_2``. The local
     error of ``y_2`` is ``C h^(p+1) / 2^p + O(h^(p+2))`` and that of ``y_1`` is ``C h^(p+1)``, so
@@ -40,9 +67,9 @@ Error estimate of ``etdrk43``: embedded, first same as last
     component changes by large factors within one step (it is driven by components decaying
     through many e-folds), ETDRK4's quadrature of ``N`` is off while ``N_c`` and ``N_new`` still
     agree, and the estimate can be orders of magnitude too small: in the mode-coupling test it
-    reported 5e-16 for a step whose true error was 5e-6, and the run ended 4e-6 off at
-    ``rtol = 1e-8`` (``etdrk4``: 7e-7). Step doubling sees these errors, since the two half
-    steps resolve the variation better than the full step. A partial guard is built in: when a
+    reported 5e-16 for a step whose true error was 5e-6, and the run ended 6.8e-6 off at
+    ``rtol = 1e-8`` (``etdrk4``: 6.2e-7). The quadrature check of ``etdrk4`` sees these
+    errors. A partial guard is built in: when a
     step shrinks the state by more than :data:`FSAL_DECAY_LIMIT`, the trial is redone as two half
     steps (accepted) checked against the exponential Simpson rule through ``N`` evaluated on
     them at ``t``, ``t + h/2`` and ``t + h`` (ETDRK4's own final weights with accurate stage
@@ -50,10 +77,9 @@ Error estimate of ``etdrk43``: embedded, first same as last
     problem ended 1e37 off. It is also blind to forcing that depends on ``t`` alone: when ``N``
     does not depend on ``y``, ``N_c`` and ``N_new`` coincide and the estimate is zero (for
     ``y' = -0.1 y + cos t`` to ``t = 50`` at ``rtol = 1e-8`` it took 16 steps and ended 6 off;
-    ``etdrk4``: 373 steps, 5e-10). Use ``etdrk43`` where the forcing varies smoothly over a
-    step, as in the spectral flows (``kmdflow bench``: energies within 3e-8 of a converged
-    reference at ``rtol = 1e-8``, closer than ``etdrk4``'s 2e-7); ``etdrk4`` stays the robust
-    choice.
+    ``etdrk4``: 407 steps, 2e-10). On the spectral benchmark (``kmdflow bench``) it is no
+    faster than ``etdrk4`` (1395 evaluations in 348 steps against 1691 in 211, the same time);
+    it is kept for comparison.
 
 Error measured against the new state
     One ETD step may span many e-folds of decay (``|L h| >> 1``). The polynomial-in-time
@@ -65,20 +91,24 @@ Error measured against the new state
     stepper's norm once the state is below ``atol / rtol``.
 
 Coefficients
-    The phi-function coefficients depend only on ``(L, h)``; every scheme keeps them for the last
-    :data:`CACHE_SIZE` step sizes (and the state's dtype, so complex states multiply complex
-    coefficients without a cast), so repeated step sizes (fixed steps, steps clipped to the same
-    save interval, retries) cost no exponentials. A new set is one block: ``e^z`` and
-    ``e^(z/2)``, ``phi_1(z/2) = expm1(z/2) / (z/2)``, and the three ETDRK4 weights from the same
-    series and closed forms as :class:`~kmdflow.integrators.phi_functions.PhiCombination`,
-    summed as one matrix product with the powers of ``z`` (or ``1/z``) rather than a Horner loop
-    per weight (:func:`kmdflow.integrators.phi_functions.evaluate_together`). ``etdrk43``, which
-    needs one set per step, rounds its adaptive steps down to the ladder
-    ``2^(j / STEPS_PER_OCTAVE)`` (:func:`kmdflow.integrators.adaptive.ladder_step`): while the
-    step drifts slowly, as in the long stretch of small steps at the start of a spectral run,
-    consecutive steps meet the same size and reuse its set; rounding down only shortens steps (by
-    2% on average). The doubling schemes need two sets per step and gain nothing from it
-    (``steps_per_octave = 0``).
+    The phi-function coefficients depend only on ``(L, h)``; every scheme keeps the
+    :data:`CACHE_SIZE` most recently used sets (at most :data:`CACHE_BYTES`; keyed also by the
+    state's dtype, so complex states multiply complex coefficients without a cast), so repeated
+    step sizes (fixed steps, steps clipped to the same save interval, retries) cost no
+    exponentials. A new set is one block: ``e^z`` and the weights, from the same series and
+    closed forms as :class:`~kmdflow.integrators.phi_functions.PhiCombination`, summed as one
+    matrix product with the powers of ``z`` (or ``1/z``) rather than a Horner loop per weight
+    (:func:`kmdflow.integrators.phi_functions.evaluate_together`). ``etdrk4`` keeps one set per
+    step size ``h`` (``e^(L h)``, ``h phi_1``, the three ETDRK4 weights and the ``G_j``) and
+    builds a step of ``h`` from the sets of ``h``, ``h/2`` and ``h/4``; its adaptive steps lie
+    on the ladder ``2^(j / QUADRATURE_STEPS_PER_OCTAVE)``, two rungs per octave
+    (:func:`kmdflow.integrators.adaptive.ladder_step`), so ``h/2`` and ``h/4`` are rungs as well
+    and a run computes one set per rung it reaches (49 in the benchmark's 211 steps) instead of
+    three per step. ``etdrk43`` uses 16 rungs per octave. The stepper rounds a step to the
+    nearest rung (within ``2^(1/(2m))``; a retry rounds down) and feeds the controller the step
+    it asked for, so the ladder neither shortens nor stalls the steps: on the Bernoulli test
+    ``etdrk4`` takes as many steps with its ladder as without (``tests/test_etd_quadrature.py``).
+    The doubling schemes need sets of two sizes per step and use no ladder.
 """
 
 from __future__ import annotations
@@ -123,6 +153,7 @@ LOOKBACK_RATIO = 8.0
 #: Earlier nodes in that check (module docstring): the previous step's midpoint and start; the
 #: code takes up to the midpoints and starts of the last two steps.
 LOOKBACK_NODES = 2
+_LOOKBACK_STEPS = (LOOKBACK_NODES + 1) // 2  # steps whose nodes are kept
 
 #: ``etdrk43`` trusts its FSAL estimate while one step shrinks the state by at most this factor
 #: (module docstring); beyond it the step is redone as two Simpson-checked half steps.
@@ -290,11 +321,14 @@ class ExponentialScheme:
         Evaluations of ``N`` in one plain step.
     formula : str, optional
         The step formula, one of ``etd1``, ``etdrk2``, ``etdrk4``; default: ``name``.
-    estimate : {"doubling", "fsal"}
-        Error estimate: step doubling (``error_order == order``, accepts the two half steps), or
-        the embedded order-``order - 1`` solution built from ``N(t + h, u_new)`` (``etdrk4`` only;
-        that evaluation is reused as the next step's first stage, ``fsal = True``; see the module
-        docstring for where it is blind).
+    estimate : {"doubling", "fsal", "quadrature"}
+        Error estimate (module docstring): step doubling (``error_order == order``, accepts the
+        two half steps); two half steps checked against the exponential quadrature of ``N``
+        through their nodes and the previous step's (``quadrature``, ``error_order == order``);
+        or the embedded order-``order - 1`` solution built from ``N(t + h, u_new)`` (``fsal``,
+        blind where the forcing changes fast within a step). The last two are defined for the
+        ``etdrk4`` formula only; both hand ``N(t + h, u_new)`` to the next step as its first
+        stage (``fsal = True``).
     steps_per_octave : int
         Adaptive steps are rounded down to ``2^(j / steps_per_octave)`` so that coefficient sets
         are reused; ``0`` (the default) leaves them as the controller chose them.
@@ -524,7 +558,7 @@ def _advance_quadrature(scheme: ExponentialScheme, problem: OdeProblem, t: float
     decay = _decay_factor(y, y_new)
     if decay != 1.0:
         error *= decay
-    step_memory = (h, n0, n_mid) + (memory[:3] if memory else ())
+    step_memory = ((h, n0, n_mid) + (memory or ()))[:3 * _LOOKBACK_STEPS]
     return StepResult(y=y_new, error=error, k_last=n_end, k_first=n0, memory=step_memory)
 
 
