@@ -144,7 +144,8 @@ def test_memory_is_carried_from_step_to_step_and_across_a_snapped_save_time():
     _, _, info = stepper.step(t_snapped, y, 1.0)
     trials = 1 + info["rejected"]
     assert stepper.n_rhs - calls == ETDRK4.evaluations_per_trial * trials
-    assert stepper._memory is not None
+    # the step received the memory of the one before: it hands on both steps' nodes
+    assert len(stepper.checkpoint()) == 5 + 6
     # a different state at the same time is not served from the cache
     calls = stepper.n_rhs
     _, _, info = stepper.step(t_snapped, y * (1 + 1e-12), 1.0)
@@ -243,9 +244,9 @@ def test_nearest_rung_and_retries_that_round_down():
     tries = []
     original = stepper._trial
 
-    def spy(t, y, dt, k_first):
+    def spy(t, y, dt, k_first, memory=None):
         tries.append(dt)
-        return original(t, y, dt, k_first)
+        return original(t, y, dt, k_first, memory)
 
     stepper._trial = spy
     stepper.step(0.0, np.array([0.9]), np.inf)
@@ -271,3 +272,74 @@ def test_the_ladder_does_not_bias_the_steps(rtol):
     assert QUADRATURE_STEPS_PER_OCTAVE == 2
     assert abs(counts[0] / counts[1] - 1) < 0.1
     assert errors[0] < 100 * rtol and errors[1] < 100 * rtol
+
+
+def test_a_short_previous_step_is_passed_over_for_the_one_before():
+    """After a step clipped at a save time, the check uses the step before it."""
+    t0, h, h_short, h_before = 0.3, 0.04, 1e-4, 0.05
+    t1 = t0 - h_short
+    before, y_before = _previous_step(t1, h_before)
+    short = advance(ETDRK4, PROBLEM, t1, before.y, h_short, memory=before.memory)
+    assert len(short.memory) == 6  # the short step and the one before it
+    res = advance(ETDRK4, PROBLEM, t0, short.y, h, memory=short.memory)
+    y_mid = etd_step(ETDRK4, L_ORDER, nonlinear_order, t0, short.y, h / 2)
+    y_before_mid = etd_step(ETDRK4, L_ORDER, nonlinear_order, t1 - h_before, y_before,
+                            h_before / 2)
+    times = [t1 - h_before, t1 - h_before / 2, t0, t0 + h / 2, t0 + h]
+    states = [y_before, y_before_mid, short.y, y_mid, res.y]
+    values = np.array([nonlinear_order(t, y) for t, y in zip(times, states)])
+    decay = max(1.0, rms_norm(short.y) / rms_norm(res.y))
+    expected = (res.y - _quartic_rule(t0, short.y, h, times, values)) * decay
+    np.testing.assert_allclose(res.error, expected, rtol=1e-6, atol=1e-15)
+
+
+def test_steps_stay_within_dt_max_on_the_ladder():
+    for dt_max in (1.2, 0.3, 1.17):
+        for name in ("etdrk4", "etdrk43"):
+            stepper = make_stepper(name, lambda t, y: 0.1 * y * y, linear=np.array([-0.1, -1e-3]),
+                                   rtol=1e-4, dt_max=dt_max)
+            t, y = 0.0, np.array([0.2, 0.1])
+            steps = []
+            while t < 30.0:
+                t, y, info = stepper.step(t, y, 30.0 - t)
+                steps.append(info["dt"])
+            assert max(steps) <= dt_max
+            assert max(steps) > 0.5 * dt_max  # the bound is reached, not avoided
+
+
+def test_zero_dimensional_and_mixed_kind_states():
+    # y' = -y + i (a real state driven by a complex forcing becomes complex): closed form
+    stepper = make_stepper("etdrk4", lambda t, y: 1j * np.ones_like(y, dtype=complex),
+                           linear=np.array(-1.0), rtol=1e-10)
+    t, y = 0.0, np.array(0.5)
+    while t < 3.0:
+        t, y, _ = stepper.step(t, y, 3.0 - t)
+    exact = 0.5 * np.exp(-3.0) + 1j * (1 - np.exp(-3.0))
+    assert np.ndim(y) == 0 and abs(y - exact) < 1e-9
+
+
+def test_coefficients_of_a_view_follow_its_base_and_two_linear_parts_share_the_cache():
+    base = np.array([-1.0, -2.0])
+    view = np.broadcast_to(base, (2,))  # read-only, but its base can change
+    h = 0.5
+    first = etd_step(ETDRK4, view, lambda t, y: np.zeros_like(y), 0.0, np.ones(2), h)
+    np.testing.assert_allclose(first, np.exp(h * base), rtol=1e-15)
+    base[:] = [-5.0, -7.0]
+    second = etd_step(ETDRK4, view, lambda t, y: np.zeros_like(y), 0.0, np.ones(2), h)
+    np.testing.assert_allclose(second, np.exp(h * base), rtol=1e-15)
+
+    # two steppers with different linear parts, stepping in turn, keep their own sets
+    def misses(interleaved):
+        ETDRK4.cache.clear()
+        before = ETDRK4.cache.misses
+        steppers = [make_stepper("etdrk4", lambda t, y: EPS_ADAPT * y * y, linear=c * L_ADAPT,
+                                 rtol=1e-8) for c in (1.0, 2.0)]
+        states = [(0.0, Y_ADAPT.copy()), (0.0, Y_ADAPT.copy())]
+        order = [0, 1] * 40 if interleaved else [0] * 40 + [1] * 40
+        for i in order:
+            t, y = states[i]
+            t, y, _ = steppers[i].step(t, y, np.inf)
+            states[i] = (t, y)
+        return ETDRK4.cache.misses - before
+
+    assert misses(interleaved=True) == misses(interleaved=False)

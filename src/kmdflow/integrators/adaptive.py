@@ -21,6 +21,7 @@ Error norm
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import singledispatch
@@ -314,7 +315,6 @@ class Stepper:
         self._ladder = int(getattr(scheme, "steps_per_octave", 0) or 0)
         # (t, y, k_last, memory) of the last accepted step, for the next step from (t, y)
         self._cache: tuple[float, np.ndarray, np.ndarray | None, tuple | None] | None = None
-        self._memory: tuple | None = None  # memory handed to the trials of the current step
 
     def _counted(self, rhs: Rhs) -> Rhs:
         def counted(t: float, y: np.ndarray) -> np.ndarray:
@@ -344,16 +344,16 @@ class Stepper:
                 y: np.ndarray | None = None) -> None:
         """Continue from :meth:`checkpoint` output taken at the state ``(t, y)``.
 
-        Without ``t`` and ``y`` the step memory is dropped (the next step then checks its error
-        as the first step of a run does, so a resumed run may differ from an uninterrupted one in
-        round-off).
+        Without ``t`` and ``y`` the step memory is dropped: the next step then checks its error
+        as the first step of a run does, and the resumed run follows other steps than the
+        uninterrupted one (its results differ at the level of the tolerance).
         """
         dt_next = float(state["dt_next"])
         self._dt_next = None if np.isnan(dt_next) else dt_next
         self._err_prev = float(state["err_prev"])
         self.n_accepted, self.n_rejected, self.n_rhs = (int(state[k]) for k in ("n_accepted", "n_rejected", "n_rhs"))
-        memory = tuple(state[f"memory.{i}"] for i in range(len(state))
-                       if f"memory.{i}" in state)
+        memory = tuple(itertools.takewhile(lambda v: v is not None,
+                                           (state.get(f"memory.{i}") for i in itertools.count())))
         self._cache = None
         if memory and t is not None and y is not None:
             self._cache = (float(t), np.array(y, copy=True), None, memory)
@@ -364,7 +364,8 @@ class Stepper:
         return self._dt_next
 
     def reset(self) -> None:
-        """Forget the FSAL stage and the controller history (counters are kept)."""
+        """Forget the FSAL stage, the step memory and the controller history (counters are
+        kept)."""
         self._cache = None
         self._err_prev = 1.0
 
@@ -415,19 +416,19 @@ class Stepper:
                              "for a step at or past the end time")
         y = np.asarray(y)
         # a match means y equals an accepted, finite state
-        k_first, self._memory = self._first_stage(t, y)
-        if k_first is None and self._memory is None and not np.isfinite(y).all():
+        k_first, memory = self._first_stage(t, y)
+        if k_first is None and memory is None and not np.isfinite(y).all():
             raise NonFiniteState("the state passed to the stepper contains NaN or Inf", t=t)
         rhs_before = self.n_rhs
         if self._dt_next is None:
             k_first = self._choose_first_step(t, y, k_first)
         if self.adaptive:
             result, dt, err, rejected, clipped, dt_unclipped = self._adaptive_trials(
-                t, y, dt_limit, k_first)
+                t, y, dt_limit, k_first, memory)
         else:
             clipped = dt_limit < self.dt_fixed
             dt = float(dt_limit) if clipped else self.dt_fixed
-            result, finite, err = self._trial(t, y, dt, k_first)
+            result, finite, err = self._trial(t, y, dt, k_first, memory)
             if not finite:
                 raise NonFiniteState(f"a fixed step of {self.scheme.name!r} produced NaN or Inf; "
                                      "reduce dt_fixed", t=t, dt=dt)
@@ -449,10 +450,10 @@ class Stepper:
                                      self.atol, self.dt_max)
         return k_first
 
-    def _trial(self, t: float, y: np.ndarray, dt: float, k_first: np.ndarray | None
-               ) -> tuple[StepResult, bool, float]:
+    def _trial(self, t: float, y: np.ndarray, dt: float, k_first: np.ndarray | None,
+               memory: tuple | None = None) -> tuple[StepResult, bool, float]:
         """One trial step: result, whether it is finite, and its scaled error (nan if none)."""
-        result = advance(self.scheme, self.problem, t, y, dt, k_first, self._memory)
+        result = advance(self.scheme, self.problem, t, y, dt, k_first, memory)
         if k_first is None:
             self._check_first_stage(result.k_first, t)
         finite = bool(np.isfinite(result.y).all())
@@ -466,14 +467,17 @@ class Stepper:
         return result, finite, err
 
     def _adaptive_trials(self, t: float, y: np.ndarray, dt_limit: float,
-                         k_first: np.ndarray | None):
+                         k_first: np.ndarray | None, memory: tuple | None):
         """Shrink the step until a trial passes the error test; raise when that fails.
 
-        ``ideal`` is the controller's step, ``dt_try`` the same rounded down to the ladder; the
-        last of them is returned as ``dt_unclipped``.
+        ``ideal`` is the controller's step and ``dt_try`` the rung nearest to it on the scheme's
+        ladder (never above ``dt_max``; after a rejection the rung below); the last ``ideal`` is
+        returned as ``dt_unclipped``.
         """
         ideal = self._dt_next
         dt_try = self._on_ladder(ideal, nearest=True)
+        if dt_try > self.dt_max:
+            dt_try = self._on_ladder(self.dt_max)
         rejected = 0
         nonfinite = False
         smallest = UNDERFLOW_FACTOR * max(1.0, abs(t))
@@ -487,7 +491,7 @@ class Stepper:
                 raise StepSizeUnderflow(
                     f"step size {dt:.3e} fell below {UNDERFLOW_FACTOR:g} * max(1, |t|); the "
                     "solution may blow up here, or rtol/atol are too strict", t=t, dt=dt)
-            result, finite, err = self._trial(t, y, dt, k_first)
+            result, finite, err = self._trial(t, y, dt, k_first, memory)
             k_first = result.k_first
             if finite and err <= 1.0:
                 return result, dt, err, rejected, clipped, ideal

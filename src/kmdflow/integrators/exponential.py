@@ -29,10 +29,13 @@ Error estimate of ``etdrk4``: two half steps checked by a quadrature
     step, where the FSAL estimate below is blind. ``Q`` is the exponential Simpson rule (ETDRK4's
     final weights with exact stage values) plus ``h int e^(L h (1 - s)) omega(s) q(s) ds``,
     ``omega = s (s - 1/2)(s - 1)``, ``q`` linear: the weights ``G_j`` of ``s^j omega`` are fixed
-    phi-combinations (:data:`LOOKBACK_NODES` earlier nodes; the code takes up to four). Without a
-    usable previous step (the first step, a step whose predecessor is more than
-    :data:`LOOKBACK_RATIO` times longer or shorter, e.g. after one clipped at a save time) the
-    check is the Simpson rule alone, ``O(h^5)`` and conservative. A step costs ``2 s = 8``
+    phi-combinations. A previous step more than :data:`LOOKBACK_RATIO` times shorter (one
+    clipped at a save time) is passed over for the one before it, so the memory holds the last
+    :data:`LOOKBACK_STEPS` steps. Without usable earlier nodes (the first step, or after a step
+    more than :data:`LOOKBACK_RATIO` times longer) the check is the Simpson rule alone,
+    ``y_new - S``: ``O(h^5)``, usually larger than the true error (its own quadrature error
+    enters at full weight, the half steps' at 1/16; median 12 times on random scalar problems),
+    but the two can cancel, so it is a weaker check, used about once per run. A step costs ``2 s = 8``
     evaluations of ``N``. Measured: the estimate matches an independent quartic rule (mpmath),
     falls with ``h^5`` and tracks the true error to ``O(h)`` (``tests/test_etd_quadrature.py``);
     on the spectral benchmark it is 1-4 times the true local error. It replaced step doubling
@@ -137,10 +140,13 @@ from kmdflow.integrators.tableaux import register_scheme
 #: Coefficient sets kept per scheme (``(L, h)`` pairs).
 CACHE_SIZE = 16
 
-#: Bytes the coefficient sets of one scheme may hold.
+#: Bytes the coefficient sets of one scheme may hold, beyond the first :data:`CACHE_MIN`.
 CACHE_BYTES = 64 * 2**20
 
-#: Adaptive ETD steps are rounded down to ``2^(j / STEPS_PER_OCTAVE)`` (module docstring).
+#: Coefficient sets kept whatever their size.
+CACHE_MIN = 8
+
+#: Adaptive ``etdrk43`` steps lie on the ladder ``2^(j / STEPS_PER_OCTAVE)`` (module docstring).
 STEPS_PER_OCTAVE = 16
 
 #: The ladder of ``etdrk4`` (coarser: each of its steps needs the sets of ``h``, ``h/2``, ``h/4``).
@@ -153,7 +159,9 @@ LOOKBACK_RATIO = 8.0
 #: Earlier nodes in that check (module docstring): the previous step's midpoint and start; the
 #: code takes up to the midpoints and starts of the last two steps.
 LOOKBACK_NODES = 2
-_LOOKBACK_STEPS = (LOOKBACK_NODES + 1) // 2  # steps whose nodes are kept
+
+#: Steps whose nodes a step hands on: one for the nodes, one more to look past a short step.
+LOOKBACK_STEPS = 2
 
 #: ``etdrk43`` trusts its FSAL estimate while one step shrinks the state by at most this factor
 #: (module docstring); beyond it the step is redone as two Simpson-checked half steps.
@@ -253,8 +261,11 @@ class _CoefficientCache:
     """The most recently used coefficient sets keyed by ``(method, h, dtype, L)``; safe to share
     between threads.
 
-    At most ``size`` sets, and no more than :data:`CACHE_BYTES` of them (but always 4) for large
-    states.
+    At most ``size`` sets, and no more than :data:`CACHE_BYTES` of them (but always
+    :data:`CACHE_MIN`, enough for the three sizes a step of ``etdrk4`` uses and the next ones) for
+    large states. ``L`` is held as a read-only array that owns its data (the stepper's copy is
+    held itself, other arrays are copied), so a hit on the same object is a hit on the same
+    values; an array that is not such a copy is compared by value.
 
     ``dtype`` is the state's: for a complex state the real coefficients are stored as complex, so
     each stage multiplies like types (numpy multiplies complex by real arrays about three times
@@ -263,32 +274,36 @@ class _CoefficientCache:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        # (method, h, dtype) -> (L, coefficients), least recently used first
+        # (method, h, dtype, id(L)) -> (L, coefficients), least recently used first
         self._entries: OrderedDict[tuple, tuple[np.ndarray, Coefficients]] = OrderedDict()
         self._lock = threading.Lock()
         self.misses = 0
 
     def get(self, method: str, linear: np.ndarray, h: float,
             dtype: np.dtype | None = None) -> Coefficients:
-        key = (method, h, dtype)
-        entry = self._entries.get(key)
-        if entry is not None:
-            linear_c, coefficients = entry
-            # a read-only L (the stepper's) is held itself, so identity is equality
-            if linear_c is linear or (linear_c.shape == linear.shape
-                                      and bool((linear_c == linear).all())):
-                with self._lock:
-                    if key in self._entries:
-                        self._entries.move_to_end(key)
-                return coefficients
+        frozen = _owned_read_only(linear)
+        with self._lock:
+            if frozen:
+                key = (method, h, dtype, id(linear))
+                entry = self._entries.get(key)
+                found = key if entry is not None and entry[0] is linear else None
+            else:
+                found = next((k for k, (linear_c, _) in self._entries.items()
+                              if k[:3] == (method, h, dtype) and linear_c.shape == linear.shape
+                              and bool((linear_c == linear).all())), None)
+            if found is not None:
+                self._entries.move_to_end(found)
+                return self._entries[found][1]
         coefficients = _coefficients(method, h * linear, h, dtype)
-        frozen = linear if not linear.flags.writeable else np.array(linear, copy=True)
-        frozen.setflags(write=False)
-        entry_bytes = frozen.nbytes + sum(v.nbytes for v in coefficients.values())
-        keep = max(4, min(self.size, CACHE_BYTES // max(entry_bytes, 1)))
+        if not frozen:
+            linear = np.array(linear, copy=True)
+            linear.setflags(write=False)
+        entry_bytes = linear.nbytes + sum(v.nbytes for v in coefficients.values())
+        keep = max(CACHE_MIN, min(self.size, CACHE_BYTES // max(entry_bytes, 1)))
         with self._lock:
             self.misses += 1
-            self._entries[key] = (frozen, coefficients)
+            key = (method, h, dtype, id(linear))  # the entry holds linear: the id stays unique
+            self._entries[key] = (linear, coefficients)
             self._entries.move_to_end(key)
             while len(self._entries) > keep:
                 self._entries.popitem(last=False)
@@ -330,8 +345,9 @@ class ExponentialScheme:
         ``etdrk4`` formula only; both hand ``N(t + h, u_new)`` to the next step as its first
         stage (``fsal = True``).
     steps_per_octave : int
-        Adaptive steps are rounded down to ``2^(j / steps_per_octave)`` so that coefficient sets
-        are reused; ``0`` (the default) leaves them as the controller chose them.
+        Adaptive steps lie on the ladder ``2^(j / steps_per_octave)`` (the stepper rounds to the
+        nearest rung) so that coefficient sets are reused; ``0`` (the default) leaves them as the
+        controller chose them.
 
     Notes
     -----
@@ -518,14 +534,8 @@ def _advance_fsal(scheme: ExponentialScheme, problem: OdeProblem, t: float, y: n
         return StepResult(y=y_new, error=error, k_last=n_new, k_first=n0)
     # many e-folds in one step: two half steps, checked against the exponential Simpson rule
     # through N at t, t + h/2 and t + h evaluated on them (the ETDRK4 weights of the full step)
-    half = scheme.coefficients(problem.linear, 0.5 * h, dtype)
-    y_mid, _ = _stages_etdrk4(half, rhs, t, y, 0.5 * h, n0)
-    n_mid = np.asarray(rhs(t + 0.5 * h, y_mid))
-    y_half, _ = _stages_etdrk4(half, rhs, t + 0.5 * h, y_mid, 0.5 * h, n_mid)
-    n_end = np.asarray(rhs(t + h, y_half))
-    simpson = w["E"] * y + w["Wu"] * n0 + w["Wab"] * (2.0 * n_mid) + w["Wc"] * n_end
-    error = (y_half - simpson) * _decay_factor(y, y_half)
-    return StepResult(y=y_half, error=error, k_last=n_end, k_first=n0)
+    result = _advance_quadrature(scheme, problem, t, y, h, n0, memory=None)
+    return StepResult(y=result.y, error=result.error, k_last=result.k_last, k_first=n0)
 
 
 def _advance_quadrature(scheme: ExponentialScheme, problem: OdeProblem, t: float, y: np.ndarray,
@@ -543,22 +553,21 @@ def _advance_quadrature(scheme: ExponentialScheme, problem: OdeProblem, t: float
     n_end = np.asarray(rhs(t + h, y_new))
     # error = y_new - (e^(L h) y + h int_0^1 e^(L h (1 - s)) p(s) ds), p interpolating N: first
     # the exponential Simpson rule (p the quadratic through s = 0, 1/2, 1) ...
-    error = w["E"] * y
-    np.subtract(y_new, error, out=error)
-    term = np.empty_like(error)
-    for weight, value in ((w["Wu"], n0), (w["Wab"], 2.0 * n_mid), (w["Wc"], n_end)):
-        error -= np.multiply(weight, value, out=term)
+    error = np.asarray(y_new - w["E"] * y)  # of the kind of y_new, which every term below has
+    error -= w["Wu"] * n0
+    error -= w["Wab"] * (2.0 * n_mid)
+    error -= w["Wc"] * n_end
     positions, earlier = _lookback_nodes(memory, h)
     if positions:
         # ... then its correction to the interpolant through earlier nodes as well
         nodes = np.stack([n0, n_mid, n_end, *earlier])
         correction = _lookback_coefficients(positions) @ nodes.reshape(nodes.shape[0], -1)
         for j, q_j in enumerate(correction.reshape((len(positions),) + nodes.shape[1:])):
-            error -= np.multiply(w[f"G{j}"], q_j, out=term)
+            error -= w[f"G{j}"] * q_j
     decay = _decay_factor(y, y_new)
     if decay != 1.0:
         error *= decay
-    step_memory = ((h, n0, n_mid) + (memory or ()))[:3 * _LOOKBACK_STEPS]
+    step_memory = ((h, n0, n_mid) + (memory or ()))[:3 * LOOKBACK_STEPS]
     return StepResult(y=y_new, error=error, k_last=n_end, k_first=n0, memory=step_memory)
 
 
@@ -566,17 +575,20 @@ def _lookback_nodes(memory: tuple | None, h: float) -> tuple[tuple[float, ...], 
     """Positions ``s = (tau - t) / h`` and values of ``N`` at the earlier nodes the check uses.
 
     ``memory`` is ``(h_1, N(t - h_1), N(t - h_1/2), h_2, N(t - h_1 - h_2), N(...))``, the last
-    steps first; a step's two nodes are used while ``h_i / h`` is within
-    :data:`LOOKBACK_RATIO`, up to :data:`LOOKBACK_NODES` nodes, and none if fewer than two.
+    steps first. A step more than :data:`LOOKBACK_RATIO` times shorter than ``h`` (say, one
+    clipped at a save time) is passed over, its nodes being too close to ``s = 0``; the search
+    stops at a step more than that much longer, or beyond ``LOOKBACK_RATIO`` step lengths back.
+    Up to :data:`LOOKBACK_NODES` nodes; none if fewer than two.
     """
     positions, values = [], []
     offset = 0.0
     for i in range(0, len(memory or ()), 3):
         ratio = memory[i] / h
-        if not 1.0 / LOOKBACK_RATIO <= ratio <= LOOKBACK_RATIO:
+        if ratio > LOOKBACK_RATIO or offset + ratio > LOOKBACK_RATIO:
             break
-        positions += [-(offset + 0.5 * ratio), -(offset + ratio)]
-        values += [memory[i + 2], memory[i + 1]]
+        if ratio >= 1.0 / LOOKBACK_RATIO:
+            positions += [-(offset + 0.5 * ratio), -(offset + ratio)]
+            values += [memory[i + 2], memory[i + 1]]
         offset += ratio
     if len(positions) < 2:
         return (), []
@@ -603,6 +615,11 @@ def _lookback_coefficients(positions: tuple[float, ...]) -> np.ndarray:
     out = np.linalg.solve(np.vander(np.array(positions), m, increasing=True), d)
     out.setflags(write=False)
     return out
+
+
+def _owned_read_only(array: np.ndarray) -> bool:
+    """True for a read-only array that owns its data (no writeable base can change it)."""
+    return not array.flags.writeable and array.flags.owndata
 
 
 def _decay_factor(y: np.ndarray, y_new: np.ndarray) -> float:
