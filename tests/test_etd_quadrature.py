@@ -40,6 +40,7 @@ from tests.test_exponential import (
     _run_to_saves,
     exact_order,
     nonlinear_order,
+    run_order_problem,
 )
 
 PROBLEM = OdeProblem(rhs=nonlinear_order, linear=L_ORDER)
@@ -153,10 +154,7 @@ def test_memory_is_carried_from_step_to_step_and_across_a_snapped_save_time():
 
 
 def test_rhs_count_and_accuracy_of_etdrk4():
-    stepper = make_stepper("etdrk4", nonlinear_order, linear=L_ORDER, rtol=1e-6)
-    t, y = 0.0, Y_ORDER.copy()
-    while t < 2.0:
-        t, y, _ = stepper.step(t, y, 2.0 - t)
+    stepper, _, y = run_order_problem("etdrk4")
     trials = stepper.n_accepted + stepper.n_rejected
     # 2 for the first-step heuristic, N(0, y0) once; then 8 per trial (the last is the next
     # step's N(t, y))

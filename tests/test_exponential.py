@@ -456,11 +456,18 @@ def test_embedded_estimate_has_its_order_and_is_conservative():
     assert np.all(np.array(estimates) > 5 * np.array(accepted_errors))
 
 
-def test_rhs_count_and_fsal_reuse_of_the_embedded_scheme():
-    stepper = make_stepper("etdrk43", nonlinear_order, linear=L_ORDER, rtol=1e-6)
+def run_order_problem(name, t_end=2.0, rtol=1e-6):
+    """The stepper of scheme ``name`` after stepping the order-test system to ``t_end``, and the
+    final time and state."""
+    stepper = make_stepper(name, nonlinear_order, linear=L_ORDER, rtol=rtol)
     t, y = 0.0, Y_ORDER.copy()
-    while t < 2.0:
-        t, y, _ = stepper.step(t, y, 2.0 - t)
+    while t < t_end:
+        t, y, _ = stepper.step(t, y, t_end - t)
+    return stepper, t, y
+
+
+def test_rhs_count_and_fsal_reuse_of_the_embedded_scheme():
+    stepper, t, y = run_order_problem("etdrk43")
     trials = stepper.n_accepted + stepper.n_rejected
     # 2 for the first-step heuristic, N(0, y0) once; every trial 3 stages + N(t + h, u_new), which
     # the next step takes as its N(t, y)
